@@ -1,0 +1,94 @@
+"""Configuration defaults and the one function that layers them.
+
+Order (later wins): these defaults, the instance folder's ``crimemap.cfg``
+(Python syntax, upper-case names), ``CRIMEMAP_*`` environment variables, then
+the mapping a caller (a test, the CLI) passes in. Nothing here runs at import
+time beyond defining the defaults.
+"""
+
+import json
+import os
+from pathlib import Path
+
+DEFAULTS = {
+    # Where the data lives: the store, caches, logs.
+    "INSTANCE": "instance",
+    # Spatial join: edge length in metres of the grid that answers most
+    # point-in-polygon questions without a geometry test (see docs/join.md).
+    "JOIN_GRID_CELL_M": 50.0,
+    # Points per chunk when streaming large files through the join.
+    "INGEST_CHUNK_ROWS": 200_000,
+    # Worker threads for the join (shapely releases the GIL).
+    "JOIN_THREADS": 2,
+    # Maximum rejected rows listed one by one in an ingest report.
+    "REPORT_MAX_LISTED": 20,
+    # The date range a query may span, in months (default and maximum).
+    "QUERY_MONTHS_DEFAULT": 12,
+    "QUERY_MONTHS_MAX": 120,
+    # Label every page as synthetic demo data.
+    "DEMO": False,
+    # Web server.
+    "HOST": "127.0.0.1",
+    "PORT": 8000,
+    "WORKERS": 2,
+    "THREADS": 4,
+}
+
+CONFIG_FILE = "crimemap.cfg"
+
+
+def _coerce(value, default):
+    """Turn an environment string into the type of the default."""
+    if isinstance(default, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {value!r}")
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, (list, dict)):
+        return json.loads(value)
+    return value
+
+
+def load_settings(instance=None, overrides=None, environ=None):
+    """Layer defaults, the instance file, the environment and overrides.
+
+    Parameters
+    ----------
+    instance : str or Path, optional
+        The instance folder. Falls back to ``CRIMEMAP_INSTANCE`` and then
+        ``./instance``.
+    overrides : dict, optional
+        Values that win over everything else (tests, CLI flags).
+    environ : mapping, optional
+        The environment to read; ``os.environ`` by default.
+
+    Returns
+    -------
+    dict
+        Settings with ``INSTANCE`` as an absolute path string.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    settings = dict(DEFAULTS)
+    folder = instance or overrides.get("INSTANCE") or environ.get("CRIMEMAP_INSTANCE") or DEFAULTS["INSTANCE"]
+    folder = Path(folder).expanduser().resolve()
+    cfg = folder / CONFIG_FILE
+    if cfg.is_file():
+        namespace = {}
+        exec(compile(cfg.read_text(encoding="utf-8"), str(cfg), "exec"), namespace)
+        settings.update({k: v for k, v in namespace.items() if k.isupper()})
+    for key, default in DEFAULTS.items():
+        env_value = environ.get(f"CRIMEMAP_{key}")
+        if env_value is not None and key != "INSTANCE":
+            try:
+                settings[key] = _coerce(env_value, default)
+            except ValueError as exc:
+                raise ValueError(f"CRIMEMAP_{key}: {exc}") from None
+    settings.update(overrides)
+    settings["INSTANCE"] = str(folder)
+    return settings

@@ -1,0 +1,50 @@
+"""Shared fixtures.
+
+``shared_data`` points at ../shared/data. When it is missing a test skips,
+except under ``CI=true``, where it fails: a skip must not hide a failure in CI.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
+FIXTURES = Path(__file__).resolve().parent / "data"
+
+
+def _need_shared(relative=""):
+    path = SHARED_DATA / relative
+    if not path.exists():
+        message = f"shared data not found: {path}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: failing instead of skipping)")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def shared_data():
+    """The root of ../shared/data (fails under CI=true when missing)."""
+    return _need_shared()
+
+
+@pytest.fixture
+def need_shared():
+    """Call with a path relative to shared/data; returns it or skips/fails."""
+    return _need_shared
+
+
+@pytest.fixture
+def fixtures():
+    """The hand-written fixtures in tests/data."""
+    return FIXTURES
+
+
+@pytest.fixture
+def instance(tmp_path):
+    """An empty instance folder for one test."""
+    folder = tmp_path / "instance"
+    folder.mkdir()
+    return folder
