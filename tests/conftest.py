@@ -48,3 +48,27 @@ def instance(tmp_path):
     folder = tmp_path / "instance"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture
+def runner(instance):
+    """Invoke the ``crimemap`` CLI on the test's instance: ``runner("status", "--json")``."""
+    from click.testing import CliRunner
+
+    from crimemap.cli import main
+
+    cli = CliRunner()
+
+    def invoke(*args, input=None):
+        return cli.invoke(main, ["--instance", str(instance), *map(str, args)], input=input,
+                          catch_exceptions=False)
+
+    invoke.instance = instance
+    return invoke
+
+
+def settings_for(instance, **overrides):
+    """Settings for a test instance, as the CLI would build them."""
+    from crimemap.config import load_settings
+
+    return load_settings(instance=instance, overrides=overrides, environ={})
