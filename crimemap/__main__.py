@@ -1,0 +1,5 @@
+"""``python -m crimemap`` runs the CLI."""
+
+from crimemap.cli import main
+
+main()
