@@ -1,0 +1,37 @@
+"""Serve the app on gunicorn, a production WSGI server.
+
+Workers are processes (each opens the store read-only; SQLite in WAL mode lets
+them all read while a loader writes) with a few threads each.
+"""
+
+from gunicorn.app.base import BaseApplication
+
+
+class _Server(BaseApplication):
+    def __init__(self, settings, options):
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from crimemap.web import create_app
+
+        return create_app(self.settings)
+
+
+def serve(settings, host="127.0.0.1", port=8000, workers=2):
+    """Run gunicorn in the foreground until interrupted."""
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": int(workers),
+        "threads": int(settings.get("THREADS", 4)),
+        "worker_class": "gthread",
+        "accesslog": "-",
+        "timeout": 60,
+        "preload_app": False,
+    }
+    _Server(settings, options).run()

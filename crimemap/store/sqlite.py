@@ -1,0 +1,521 @@
+"""The embedded store: one SQLite file in the instance folder.
+
+Why SQLite: readers in several server processes never block each other or
+the writer (WAL mode), a read is a local B-tree lookup with no server round
+trip, and a transaction is atomic even under SIGKILL or power loss. See
+docs/store.md for the choice and the schema.
+"""
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crimemap.errors import StoreError
+from crimemap.store import Store
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS layers(
+    id INTEGER PRIMARY KEY, level TEXT NOT NULL, vintage TEXT NOT NULL,
+    layout TEXT, source TEXT, crs_note TEXT, loaded_at TEXT, n_areas INTEGER,
+    repairs TEXT, warnings TEXT, UNIQUE(level, vintage));
+CREATE TABLE IF NOT EXISTS areas(
+    layer_id INTEGER NOT NULL, code TEXT NOT NULL, name TEXT, borough_code TEXT,
+    borough_name TEXT, force TEXT, area_m2 REAL, geom BLOB,
+    PRIMARY KEY(layer_id, code)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batches(
+    id INTEGER PRIMARY KEY, feed TEXT NOT NULL, kind TEXT NOT NULL, format TEXT,
+    month TEXT NOT NULL, source TEXT, loaded_at TEXT, rows_read INTEGER,
+    no_location INTEGER, rejected INTEGER, coverage TEXT, UNIQUE(feed, month));
+CREATE TABLE IF NOT EXISTS locations(
+    id INTEGER PRIMARY KEY, lon_e6 INTEGER NOT NULL, lat_e6 INTEGER NOT NULL,
+    x REAL, y REAL, UNIQUE(lon_e6, lat_e6));
+CREATE TABLE IF NOT EXISTS location_areas(
+    layer_id INTEGER NOT NULL, location_id INTEGER NOT NULL, code TEXT,
+    on_edge INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(layer_id, location_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS crimes(
+    batch_id INTEGER NOT NULL, month TEXT NOT NULL, force TEXT, category TEXT,
+    crime_id TEXT, api_id INTEGER, location_id INTEGER, street TEXT,
+    street_id INTEGER, lsoa_code TEXT, lsoa_name TEXT, outcome TEXT,
+    outcome_month TEXT, context TEXT, location_type TEXT, location_subtype TEXT);
+CREATE INDEX IF NOT EXISTS crimes_batch ON crimes(batch_id);
+CREATE INDEX IF NOT EXISTS crimes_month_location ON crimes(month, location_id);
+CREATE TABLE IF NOT EXISTS point_counts(
+    layer_id INTEGER NOT NULL, code TEXT NOT NULL, month TEXT NOT NULL,
+    category TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY(layer_id, month, code, category)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS area_counts(
+    batch_id INTEGER NOT NULL, level TEXT NOT NULL, code TEXT, name TEXT,
+    borough_code TEXT, borough_name TEXT, major TEXT, minor TEXT,
+    month TEXT NOT NULL, n INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS area_counts_batch ON area_counts(batch_id);
+CREATE INDEX IF NOT EXISTS area_counts_level ON area_counts(level, month);
+CREATE TABLE IF NOT EXISTS lsoa_population(
+    lsoa_code TEXT NOT NULL, year TEXT NOT NULL, persons INTEGER NOT NULL,
+    lad_code TEXT, source TEXT, PRIMARY KEY(lsoa_code, year)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS direct_population(
+    code TEXT NOT NULL, year TEXT NOT NULL, persons INTEGER NOT NULL, source TEXT,
+    PRIMARY KEY(code, year)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS area_population(
+    layer_id INTEGER NOT NULL, code TEXT NOT NULL, year TEXT NOT NULL,
+    persons INTEGER NOT NULL, method TEXT,
+    PRIMARY KEY(layer_id, code, year)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingests(
+    id INTEGER PRIMARY KEY, at TEXT, kind TEXT, sources TEXT, report TEXT);
+"""
+
+
+def _now():
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+class SQLiteStore(Store):
+    """The embedded, file-based store.
+
+    Parameters
+    ----------
+    path : Path
+        The SQLite file. Created (with its folder) on the first write.
+    readonly : bool
+        Open connections read-only; writing raises :class:`StoreError`.
+    """
+
+    def __init__(self, path, readonly=False):
+        self.path = Path(path)
+        self.readonly = readonly
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+
+    # -- connections ---------------------------------------------------------
+    def _connect(self, write=False):
+        if write:
+            if self.readonly:
+                raise StoreError("this store was opened read-only")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+            return conn
+        if not self.path.exists():
+            return None
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60,
+                               isolation_level=None, check_same_thread=False)
+        return conn
+
+    def _reader(self):
+        """A per-thread read connection (SQLite connections are not shared)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect(write=False)
+            if conn is None:
+                return None
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        """Run several reads against one consistent version of the data."""
+        conn = self._reader()
+        if conn is None:
+            yield None
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def _query(self, sql, params=()):
+        conn = self._reader()
+        if conn is None:
+            return []
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+
+    def _frame(self, sql, params=(), columns=None):
+        conn = self._reader()
+        if conn is None:
+            return pd.DataFrame(columns=columns or [])
+        return pd.read_sql_query(sql, conn, params=params)
+
+    # -- writing -------------------------------------------------------------
+    @contextlib.contextmanager
+    def writer(self):
+        with self._write_lock:
+            conn = self._connect(write=True)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                writer = SQLiteWriter(conn)
+                yield writer
+                writer.finish()
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                conn.close()
+        # Read connections opened before the write keep working: WAL readers
+        # see the new data at their next transaction.
+
+    # -- reading -------------------------------------------------------------
+    def meta(self):
+        return dict(self._query("SELECT key, value FROM meta"))
+
+    def data_version(self):
+        return self.meta().get("data_version", "0")
+
+    def layers(self):
+        rows = self._query(
+            "SELECT id, level, vintage, layout, source, crs_note, loaded_at, n_areas, repairs, warnings "
+            "FROM layers ORDER BY level, vintage")
+        keys = ("id", "level", "vintage", "layout", "source", "crs_note", "loaded_at", "areas", "repairs", "warnings")
+        layers = [dict(zip(keys, row)) for row in rows]
+        defaults = {}
+        for layer in layers:
+            layer["repairs"] = json.loads(layer["repairs"] or "[]")
+            layer["warnings"] = json.loads(layer["warnings"] or "[]")
+            defaults[layer["level"]] = layer["id"]  # highest vintage wins (ordered above)
+        for layer in layers:
+            layer["default"] = defaults[layer["level"]] == layer["id"]
+        return layers
+
+    def layer(self, level, vintage=None):
+        candidates = [lay for lay in self.layers() if lay["level"] == level]
+        if not candidates and level == "snt":
+            # No SNT layer loaded: SNT = ward (documented in docs/snt.md).
+            candidates = [lay for lay in self.layers() if lay["level"] == "ward"]
+        if vintage is not None:
+            candidates = [lay for lay in candidates if lay["vintage"] == str(vintage)]
+        else:
+            candidates = [lay for lay in candidates if lay["default"]]
+        return candidates[0] if candidates else None
+
+    def areas(self, layer_id, with_geometry=True):
+        columns = "code, name, borough_code, borough_name, force, area_m2"
+        if with_geometry:
+            columns += ", geom"
+        frame = self._frame(f"SELECT {columns} FROM areas WHERE layer_id = ? ORDER BY code", (layer_id,))
+        if not with_geometry:
+            return frame
+        import geopandas as gpd
+        import shapely
+
+        geometry = shapely.from_wkb(frame.pop("geom").to_numpy()) if len(frame) else []
+        return gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:27700")
+
+    def point_counts(self, layer_id, months=None, categories=None):
+        sql = "SELECT code, month, category, n FROM point_counts WHERE layer_id = ?"
+        params = [layer_id]
+        if months is not None:
+            sql += f" AND month IN ({','.join('?' * len(months))})"
+            params += list(months)
+        if categories is not None:
+            sql += f" AND category IN ({','.join('?' * len(categories))})"
+            params += list(categories)
+        return self._frame(sql, params)
+
+    def area_counts(self, level, months=None):
+        sql = ("SELECT code, name, borough_code, borough_name, major, minor, month, n "
+               "FROM area_counts WHERE level = ?")
+        params = [level]
+        if months is not None:
+            sql += f" AND month IN ({','.join('?' * len(months))})"
+            params += list(months)
+        return self._frame(sql, params)
+
+    def population(self, layer_id):
+        return self._frame(
+            "SELECT code, year, persons, method FROM area_population WHERE layer_id = ? ORDER BY code, year",
+            (layer_id,))
+
+    def lsoa_population(self):
+        return self._frame("SELECT lsoa_code, year, persons, lad_code, source FROM lsoa_population")
+
+    def locations_of_layer(self, layer_id):
+        """Every stored location with its area in a layer (for tests and checks)."""
+        return self._frame(
+            "SELECT l.id AS location_id, l.x, l.y, la.code, la.on_edge FROM locations l "
+            "LEFT JOIN location_areas la ON la.location_id = l.id AND la.layer_id = ?", (layer_id,))
+
+    def status(self):
+        from crimemap.store.status import build_status
+
+        return build_status(self)
+
+
+class SQLiteWriter:
+    """The write side of one transaction. Obtain it from :meth:`SQLiteStore.writer`."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.changed = False
+        self._months_touched = set()
+        self._layers_touched = set()
+
+    # -- boundaries ------------------------------------------------------------
+    def put_layer(self, layer):
+        """Store a :class:`~crimemap.io.boundaries.BoundaryLayer`, replacing the same level and vintage.
+
+        Returns
+        -------
+        int
+            The layer id.
+        """
+        import shapely
+
+        cur = self.conn.execute("SELECT id FROM layers WHERE level = ? AND vintage = ?", (layer.level, layer.vintage))
+        row = cur.fetchone()
+        values = (layer.layout, str(layer.source), layer.crs_note, _now(), len(layer.gdf),
+                  json.dumps(layer.repairs, default=float), json.dumps(layer.warnings))
+        if row:
+            layer_id = row[0]
+            self.conn.execute(
+                "UPDATE layers SET layout=?, source=?, crs_note=?, loaded_at=?, n_areas=?, repairs=?, warnings=? "
+                "WHERE id=?", values + (layer_id,))
+            for table in ("areas", "location_areas", "point_counts", "area_population"):
+                self.conn.execute(f"DELETE FROM {table} WHERE layer_id = ?", (layer_id,))
+        else:
+            layer_id = self.conn.execute(
+                "INSERT INTO layers(level, vintage, layout, source, crs_note, loaded_at, n_areas, repairs, warnings) "
+                "VALUES (?,?,?,?,?,?,?,?,?)", (layer.level, layer.vintage) + values).lastrowid
+        gdf = layer.gdf
+        wkb = shapely.to_wkb(gdf.geometry.to_numpy())
+        rows = zip(gdf["code"], gdf["name"], gdf["borough_code"], gdf["borough_name"], gdf["force"],
+                   shapely.area(gdf.geometry.to_numpy()).tolist(), wkb)
+        self.conn.executemany(
+            "INSERT INTO areas(layer_id, code, name, borough_code, borough_name, force, area_m2, geom) "
+            "VALUES (?,?,?,?,?,?,?,?)", ((layer_id, *r) for r in rows))
+        self._layers_touched.add(layer_id)
+        self.changed = True
+        return layer_id
+
+    def layer_ids(self):
+        return [r[0] for r in self.conn.execute("SELECT id FROM layers ORDER BY id")]
+
+    def layer_geometries(self, layer_id):
+        """(codes, WKB geometries) of a layer, as the writer's transaction sees them."""
+        rows = self.conn.execute("SELECT code, geom FROM areas WHERE layer_id = ? ORDER BY code", (layer_id,)).fetchall()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    # -- locations and the join cache -----------------------------------------
+    def location_ids(self, lon, lat, x, y):
+        """Ids for locations given in degrees (and metres), inserting new ones.
+
+        Locations are keyed on micro-degrees, the precision police.uk publishes,
+        so the same anonymised map point always gets the same id.
+        """
+        lon_e6 = np.round(np.asarray(lon, dtype="float64") * 1e6).astype("int64")
+        lat_e6 = np.round(np.asarray(lat, dtype="float64") * 1e6).astype("int64")
+        keys = np.stack([lon_e6, lat_e6], axis=1)
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        first = np.zeros(len(unique), dtype="int64")
+        first[inverse[::-1]] = np.arange(len(keys))[::-1]
+        x = np.asarray(x, dtype="float64")[first]
+        y = np.asarray(y, dtype="float64")[first]
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS new_locations(k INTEGER PRIMARY KEY, lon_e6, lat_e6)")
+        self.conn.execute("DELETE FROM new_locations")
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO locations(lon_e6, lat_e6, x, y) VALUES (?,?,?,?)",
+            zip(unique[:, 0].tolist(), unique[:, 1].tolist(), x.tolist(), y.tolist()))
+        self.conn.executemany("INSERT INTO new_locations(k, lon_e6, lat_e6) VALUES (?,?,?)",
+                              zip(range(len(unique)), unique[:, 0].tolist(), unique[:, 1].tolist()))
+        rows = self.conn.execute(
+            "SELECT n.k, l.id FROM new_locations n JOIN locations l "
+            "ON l.lon_e6 = n.lon_e6 AND l.lat_e6 = n.lat_e6").fetchall()
+        ids = np.empty(len(unique), dtype="int64")
+        k, v = zip(*rows) if rows else ((), ())
+        ids[list(k)] = list(v)
+        return ids[inverse.ravel()]
+
+    def unjoined_locations(self, layer_id):
+        """Locations not yet joined to a layer: (ids, x, y) arrays."""
+        rows = self.conn.execute(
+            "SELECT id, x, y FROM locations l WHERE NOT EXISTS ("
+            "SELECT 1 FROM location_areas la WHERE la.layer_id = ? AND la.location_id = l.id)",
+            (layer_id,)).fetchall()
+        if not rows:
+            empty = np.empty(0)
+            return empty.astype("int64"), empty, empty
+        arr = np.asarray(rows, dtype="float64")
+        return arr[:, 0].astype("int64"), arr[:, 1], arr[:, 2]
+
+    def set_location_areas(self, layer_id, location_ids, codes, on_edge):
+        """Record the join result: code None means outside every area."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO location_areas(layer_id, location_id, code, on_edge) VALUES (?,?,?,?)",
+            zip([layer_id] * len(location_ids), np.asarray(location_ids).tolist(), codes,
+                np.asarray(on_edge, dtype="int64").tolist()))
+        self._layers_touched.add(layer_id)
+        self.changed = True
+
+    # -- crimes from points ------------------------------------------------------
+    def stage_points(self, feed, kind, fmt, source, frame):
+        """Stage a chunk of crimes (with a ``location_id`` column) for (feed, month) replacement."""
+        self.conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS staged(feed, kind, format, source, month, force, category, crime_id, "
+            "api_id, location_id, street, street_id, lsoa_code, lsoa_name, outcome, outcome_month, context, "
+            "location_type, location_subtype)")
+        cols = ["month", "force", "category", "crime_id", "api_id", "location_id", "location", "street_id",
+                "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context", "location_type", "location_subtype"]
+        data = frame[cols].astype(object).where(frame[cols].notna(), None)
+        self.conn.executemany(
+            "INSERT INTO staged VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            ((feed, kind, fmt, str(source), *row) for row in data.itertuples(index=False, name=None)))
+
+    def commit_staged(self, rejected_by_feed_month=None):
+        """Replace every (feed, month) present in the staging table.
+
+        Returns
+        -------
+        list of dict
+            One per batch written: feed, month, rows, no_location.
+        """
+        rejected_by_feed_month = rejected_by_feed_month or {}
+        exists = self.conn.execute("SELECT name FROM sqlite_temp_master WHERE name = 'staged'").fetchone()
+        if not exists:
+            return []
+        groups = self.conn.execute(
+            "SELECT feed, month, MIN(kind), MIN(format), GROUP_CONCAT(DISTINCT source), COUNT(*), "
+            "SUM(location_id IS NULL) FROM staged GROUP BY feed, month ORDER BY feed, month").fetchall()
+        written = []
+        for feed, month, kind, fmt, sources, rows, no_location in groups:
+            self._drop_batch(feed, month)
+            rejected = rejected_by_feed_month.get((feed, month), 0)
+            batch_id = self.conn.execute(
+                "INSERT INTO batches(feed, kind, format, month, source, loaded_at, rows_read, no_location, rejected) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (feed, kind, fmt, month, sources, _now(), rows + rejected, no_location, rejected)).lastrowid
+            self.conn.execute(
+                "INSERT INTO crimes(batch_id, month, force, category, crime_id, api_id, location_id, street, "
+                "street_id, lsoa_code, lsoa_name, outcome, outcome_month, context, location_type, location_subtype) "
+                "SELECT ?, month, force, category, crime_id, api_id, location_id, street, street_id, lsoa_code, "
+                "lsoa_name, outcome, outcome_month, context, location_type, location_subtype "
+                "FROM staged WHERE feed = ? AND month = ?", (batch_id, feed, month))
+            self._months_touched.add(month)
+            written.append({"feed": feed, "month": month, "rows": rows, "no_location": no_location})
+        self.conn.execute("DROP TABLE staged")
+        self.changed = True
+        return written
+
+    def _drop_batch(self, feed, month):
+        row = self.conn.execute("SELECT id FROM batches WHERE feed = ? AND month = ?", (feed, month)).fetchone()
+        if row:
+            self.conn.execute("DELETE FROM crimes WHERE batch_id = ?", row)
+            self.conn.execute("DELETE FROM area_counts WHERE batch_id = ?", row)
+            self.conn.execute("DELETE FROM batches WHERE id = ?", row)
+            self._months_touched.add(month)
+
+    # -- crimes from published counts -------------------------------------------
+    def replace_counts(self, feed, fmt, source, frame, coverage):
+        """Replace each month of a count table (long format from ``read_counts``)."""
+        written = []
+        for month, part in frame.groupby("month", sort=True):
+            self._drop_batch(feed, month)
+            batch_id = self.conn.execute(
+                "INSERT INTO batches(feed, kind, format, month, source, loaded_at, rows_read, no_location, rejected, "
+                "coverage) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (feed, "counts", fmt, month, str(source), _now(), int(part["count"].sum()), 0, 0,
+                 json.dumps(coverage))).lastrowid
+            cols = ["level", "code", "name", "borough_code", "borough_name", "major", "minor", "month", "count"]
+            self.conn.executemany(
+                "INSERT INTO area_counts(batch_id, level, code, name, borough_code, borough_name, major, minor, "
+                "month, n) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                ((batch_id, *row) for row in part[cols].itertuples(index=False, name=None)))
+            written.append({"feed": feed, "month": month, "rows": len(part), "crimes": int(part["count"].sum())})
+        self.changed = True
+        return written
+
+    # -- population --------------------------------------------------------------
+    def put_lsoa_population(self, frame, source):
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO lsoa_population(lsoa_code, year, persons, lad_code, source) VALUES (?,?,?,?,?)",
+            ((c, str(y), int(p), lad, str(source)) for c, y, p, lad in
+             frame[["lsoa_code", "year", "persons", "lad_code"]].itertuples(index=False, name=None)))
+        self.changed = True
+
+    def lsoa_population(self):
+        return pd.read_sql_query("SELECT lsoa_code, year, persons, lad_code FROM lsoa_population", self.conn)
+
+    def put_direct_population(self, frame, source):
+        """Residents of areas given by code (ward profiles, borough tables)."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO direct_population(code, year, persons, source) VALUES (?,?,?,?)",
+            ((c, str(y), int(p), str(source)) for c, y, p in
+             frame[["code", "year", "persons"]].itertuples(index=False, name=None)))
+        self.changed = True
+
+    def direct_population(self):
+        return pd.read_sql_query("SELECT code, year, persons, source FROM direct_population", self.conn)
+
+    def put_area_population(self, layer_id, frame):
+        """Replace a layer's residents per area (code, year, persons, method)."""
+        self.conn.execute("DELETE FROM area_population WHERE layer_id = ?", (layer_id,))
+        self.conn.executemany(
+            "INSERT INTO area_population(layer_id, code, year, persons, method) VALUES (?,?,?,?,?)",
+            ((layer_id, c, str(y), int(p), m) for c, y, p, m in
+             frame[["code", "year", "persons", "method"]].itertuples(index=False, name=None)))
+        self.changed = True
+
+    def layer_info(self):
+        rows = self.conn.execute("SELECT id, level, vintage FROM layers ORDER BY id").fetchall()
+        return [dict(zip(("id", "level", "vintage"), r)) for r in rows]
+
+    def lsoa_points(self, layer_id):
+        """Representative points of a layer's areas: codes, x, y (for best-fit rules)."""
+        import shapely
+
+        codes, wkbs = self.layer_geometries(layer_id)
+        if not codes:
+            return np.array([], dtype=object), np.empty(0), np.empty(0)
+        points = shapely.point_on_surface(shapely.from_wkb(wkbs))
+        return np.asarray(codes, dtype=object), shapely.get_x(points), shapely.get_y(points)
+
+    # -- bookkeeping ---------------------------------------------------------------
+    def log_ingest(self, kind, sources, report):
+        self.conn.execute("INSERT INTO ingests(at, kind, sources, report) VALUES (?,?,?,?)",
+                          (_now(), kind, json.dumps([str(s) for s in sources]), json.dumps(report, default=str)))
+
+    def finish(self):
+        """Bring derived tables up to date and bump the data version."""
+        if not self.changed:
+            return
+        self._refresh_point_counts()
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
+        version = int(row[0]) + 1 if row else 1
+        self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                              [("data_version", str(version)), ("updated_at", _now()),
+                               ("schema_version", str(SCHEMA_VERSION))])
+
+    def _refresh_point_counts(self):
+        """Recount crimes per area for the months and layers this write touched."""
+        aggregate = ("INSERT INTO point_counts(layer_id, code, month, category, n) "
+                     "SELECT la.layer_id, la.code, c.month, c.category, COUNT(*) FROM crimes c "
+                     "JOIN location_areas la ON la.location_id = c.location_id "
+                     "WHERE la.code IS NOT NULL AND {where} GROUP BY la.layer_id, la.code, c.month, c.category")
+        for layer_id in self._layers_touched:
+            self.conn.execute("DELETE FROM point_counts WHERE layer_id = ?", (layer_id,))
+            self.conn.execute(aggregate.format(where="la.layer_id = ?"), (layer_id,))
+        months = sorted(self._months_touched)
+        others = [lid for lid in self.layer_ids() if lid not in self._layers_touched]
+        if months and others:
+            marks = ",".join("?" * len(months))
+            lmarks = ",".join("?" * len(others))
+            self.conn.execute(f"DELETE FROM point_counts WHERE month IN ({marks}) AND layer_id IN ({lmarks})",
+                              months + others)
+            self.conn.execute(aggregate.format(where=f"c.month IN ({marks}) AND la.layer_id IN ({lmarks})"),
+                              months + others)

@@ -1,0 +1,71 @@
+"""The web layer: an application factory and one blueprint per audience.
+
+``create_app(config=None)`` layers configuration (defaults, the instance
+folder's ``crimemap.cfg``, ``CRIMEMAP_*`` environment variables, then
+``config``) and registers the blueprints. No module-level app exists.
+"""
+
+from pathlib import Path
+
+from flask import Flask, current_app, g
+
+from crimemap.config import load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = REPO_ROOT / "templates"
+
+
+def create_app(config=None):
+    """Build the crimemap Flask application.
+
+    Parameters
+    ----------
+    config : dict, optional
+        Settings that win over every other layer (tests pass ``INSTANCE`` here).
+    """
+    settings = load_settings(overrides=config)
+    app = Flask("crimemap", template_folder=str(TEMPLATES),
+                static_folder=str(Path(__file__).resolve().parent / "static"), static_url_path="/static")
+    app.config.update(settings)
+    app.config.setdefault("JSON_SORT_KEYS", False)
+
+    from crimemap.store import open_store
+
+    app.extensions["crimemap"] = {"store": open_store(settings, readonly=True)}
+
+    from crimemap.web import api, errors, pages
+
+    errors.register(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+
+    @app.context_processor
+    def _page_context():
+        return {"site": site_context()}
+
+    return app
+
+
+def get_store():
+    """The store of the running app."""
+    return current_app.extensions["crimemap"]["store"]
+
+
+def site_context():
+    """What every page shows: data version, data-as-of, the demo banner, attribution.
+
+    Read once per request, so one page never mixes two data versions.
+    """
+    if "crimemap_site" not in g:
+        from crimemap.attribution import ATTRIBUTION
+
+        store = get_store()
+        meta = store.meta()
+        months = [r[0] for r in store._query("SELECT MAX(month) FROM batches") if r[0]]
+        g.crimemap_site = {
+            "data_version": meta.get("data_version", "0"),
+            "data_as_of": months[0] if months else None,
+            "demo": meta.get("demo") == "1" or bool(current_app.config.get("DEMO")),
+            "attribution": ATTRIBUTION,
+        }
+    return g.crimemap_site
