@@ -1,0 +1,1 @@
+"""Readers for crime, boundary and lookup files (the pure core: no Flask)."""
