@@ -1,0 +1,446 @@
+"""police.uk street-level crime records: street CSVs and API JSON.
+
+Both layouts are declared in ``schemas/police_uk_street.json``; categories in
+``schemas/police_uk_categories.json`` and force names in
+``schemas/police_uk_forces.json``. Callers use :func:`crimemap.io.crimes.read_points`.
+"""
+
+import codecs
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crimemap.errors import BadInput
+from crimemap.io.crimes import ByteSource, PIECE_BYTES, csv_records, load_schema, norm, read_csv_header, \
+    resolve_columns, sniff
+
+_TEXT_FIELDS = ("crime_id", "location", "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context",
+                "location_type", "location_subtype")
+MAX_JSON_RECORD_CHARS = 1 << 20
+
+
+def _layout():
+    return load_schema("police_uk_street.json")
+
+
+def categories():
+    """Return ``(label_to_slug, slug_to_label)``; label keys are normalised with :func:`norm`."""
+    label_to_slug, slug_to_label = {}, {}
+    for entry in load_schema("police_uk_categories.json")["categories"]:
+        slug_to_label[entry["slug"]] = entry["label"]
+        for label in [entry["label"], *entry.get("aliases", [])]:
+            label_to_slug[norm(label)] = entry["slug"]
+    return label_to_slug, slug_to_label
+
+
+def force_slug(name):
+    """Map a CSV "Falls within" force name to its police.uk force id ("" when empty).
+
+    Returns
+    -------
+    (str, bool)
+        The slug, and whether it is a known police.uk force id.
+    """
+    forces = load_schema("police_uk_forces.json")
+    key = norm(name).replace("&", "and")
+    if not key:
+        return "", True
+    named = {norm(k).replace("&", "and"): v for k, v in forces["names"].items()}
+    slug = named.get(key)
+    if slug is None:
+        for suffix in forces["suffixes"]:
+            if key.endswith(" " + suffix):
+                key = key[: -len(suffix) - 1]
+                break
+        slug = "-".join(re.findall(r"[a-z0-9]+", key))
+    return slug, slug in forces["ids"]
+
+
+def read(path, fmt, chunk_rows, rejects):
+    """Check the file, then return the chunk iterator (see :func:`crimemap.io.crimes.read_points`)."""
+    path = Path(path)
+    if fmt == "police-uk-csv":
+        spec = _layout()["csv"]["columns"]
+        header = read_csv_header(path)
+        position = resolve_columns(header, {f: s["headers"] for f, s in spec.items()},
+                                   [f for f, s in spec.items() if s["required"]], path.name, "a police.uk street CSV")
+        return _rechunk(_csv_frames(path, len(header), position, chunk_rows, rejects), chunk_rows)
+    sniff(path)  # an empty or binary file fails now, not at the first chunk
+    return _rechunk(_json_frames(path, chunk_rows, rejects), chunk_rows)
+
+
+def _rechunk(frames, chunk_rows):
+    empty = True
+    for frame in frames:
+        empty = empty and not len(frame)
+        if len(frame) <= chunk_rows:
+            yield frame
+            continue
+        for start in range(0, len(frame), chunk_rows):
+            yield frame.iloc[start:start + chunk_rows].reset_index(drop=True)
+    if empty:
+        yield _empty()
+
+
+def _empty():
+    return _frame({}, np.empty(0, np.int64))
+
+
+class _FileStats:
+    """What one file's rows looked like, for notes that only the whole file can justify."""
+
+    def __init__(self, name):
+        self.name, self.located, self.swapped, self.unknown_forces = name, 0, 0, set()
+
+    def finish(self, rejects):
+        if self.swapped and self.swapped == self.located:
+            rejects.note(f"{self.name}: every one of its {self.located:,} located rows has latitude and longitude "
+                         "swapped (the Longitude and Latitude columns look exchanged); all were rejected")
+        for name in sorted(self.unknown_forces):
+            rejects.note(f"{self.name}: force name {name!r} is not a known police.uk force; "
+                         "its slug was made from the name")
+
+
+def _csv_frames(path, ncol, position, chunk_rows, rejects):
+    stats = _FileStats(path.name)
+    # Columns read but not output (e.g. "Reported by") only help recognise the format.
+    used = {spec["name"] for spec in _layout()["output"]} | {"crime_type", "force", "lon", "lat"}
+    fields = [f for f in sorted(position, key=position.get) if f in used]
+    usecols = sorted({position[f] for f in fields})
+    label_to_slug, slug_to_label = categories()
+    for frame, rows in csv_records(path, ncol, usecols, chunk_rows, rejects):
+        raw = {field: frame[position[field]] for field in fields}
+        yield _finish(raw, rows, rejects, stats, label_to_slug=label_to_slug, slug_to_label=slug_to_label)
+    stats.finish(rejects)
+
+
+def _finish(raw, rows, rejects, stats, label_to_slug=None, slug_to_label=None, slugs=None, prior=None):
+    """Validate one block of raw string columns and build the output frame.
+
+    Checks run in order and a row gets the first reason that applies: month,
+    category, then coordinates. ``prior`` holds ``(reason, detail)`` or None per
+    row, for problems found before (JSON records that are broken or duplicated).
+    """
+    layout = _layout()
+    n = len(rows)
+    reason = np.full(n, None, dtype=object)
+    detail = np.full(n, "", dtype=object)
+    for i, found in enumerate(prior or ()):
+        if found is not None:
+            reason[i], detail[i] = found
+
+    def flag(mask, why, why_detail):
+        new = np.asarray(mask, dtype=bool) & np.equal(reason, None)
+        if new.any():
+            reason[new] = why
+            detail[new] = [why_detail(i) for i in np.flatnonzero(new)]
+
+    month = raw["month"]
+    pattern = re.compile(layout["month_pattern"])
+    month_ok = _per_unique(month, lambda m: bool(pattern.match(m))).astype(bool)
+    flag(~month_ok, "month not YYYY-MM", lambda i: f"Month {month.iloc[i]!r}")
+
+    if slugs is None:  # CSV: the label is given, the slug is looked up
+        label = raw["crime_type"]
+        slug, crime_type = _per_unique(label, lambda v: label_to_slug.get(norm(v), ""),
+                                       lambda v: slug_to_label.get(label_to_slug.get(norm(v)), ""))
+        flag(slug == "", "unknown Crime type", lambda i: f"Crime type {label.iloc[i]!r}")
+    else:  # API JSON: the slug is given, the label is looked up
+        slug, crime_type = slugs, _per_unique(slugs, lambda v: slug_to_label.get(v, ""))
+        flag(crime_type == "", "unknown category", lambda i: f"category {slug.iloc[i]!r}")
+
+    lon, lat = _coordinates(raw, flag, layout["coordinates"], reason, stats)
+
+    if "force" in raw and slugs is None:
+        force = _per_unique(raw["force"], lambda v: _force(v, stats))
+    else:
+        force = raw.get("force", pd.Series([""] * n, dtype="str"))
+
+    bad = ~np.equal(reason, None)
+    for i in np.flatnonzero(bad):
+        rejects.add(rows[i], reason[i], detail[i])
+    keep = ~bad
+    out = {"month": month, "category": slug, "crime_type": crime_type, "force": force, "lon": lon, "lat": lat}
+    for field in _TEXT_FIELDS:
+        if field in raw:
+            out[field] = raw[field]
+    for field in ("api_id", "street_id"):
+        if field in raw:
+            out[field] = raw[field]
+    return _frame({k: _take(v, keep) for k, v in out.items()}, np.asarray(rows, dtype=np.int64)[keep])
+
+
+def _take(value, keep):
+    return (value.array if isinstance(value, pd.Series) else value)[keep]
+
+
+def _force(value, stats):
+    slug, known = force_slug(value)
+    if not known:
+        stats.unknown_forces.add(value)
+    return slug
+
+
+def _per_unique(series, func, *more):
+    """Apply ``func`` (and each of ``more``) to every distinct value once, not once per row."""
+    codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=False)
+    uniques = ["" if u is None or u != u else u for u in uniques]
+    results = [np.array([f(u) for u in uniques] + [None], dtype=object)[codes] for f in (func, *more)]
+    return results[0] if not more else tuple(results)
+
+
+def _coordinates(raw, flag, box, reason, stats):
+    lon_text = raw["lon"].to_numpy(dtype=object)
+    lat_text = raw["lat"].to_numpy(dtype=object)
+    lon = pd.to_numeric(raw["lon"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    lat = pd.to_numeric(raw["lat"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    lon_empty = (raw["lon"] == "").to_numpy()
+    lat_empty = (raw["lat"] == "").to_numpy()
+
+    def shown(i):
+        return f"Longitude {lon_text[i]!r}, Latitude {lat_text[i]!r}"
+
+    flag(~lon_empty & ~np.isfinite(lon), "non-numeric Longitude", shown)
+    flag(~lat_empty & ~np.isfinite(lat), "non-numeric Latitude", shown)
+    flag(lon_empty & ~lat_empty, "missing Longitude", shown)
+    flag(lat_empty & ~lon_empty, "missing Latitude", shown)
+    (lon_lo, lon_hi), (lat_lo, lat_hi) = box["lon_range"], box["lat_range"]
+    both = np.isfinite(lon) & np.isfinite(lat)
+    with np.errstate(invalid="ignore"):
+        inside = both & (lon >= lon_lo) & (lon <= lon_hi) & (lat >= lat_lo) & (lat <= lat_hi)
+        swapped = both & ~inside & (lat >= lon_lo) & (lat <= lon_hi) & (lon >= lat_lo) & (lon <= lat_hi)
+    undecided = np.equal(reason, None)
+    stats.located += int((both & undecided).sum())
+    stats.swapped += int((swapped & undecided).sum())
+    flag(swapped, "latitude and longitude swapped", shown)
+    flag(both & ~inside, "coordinates out of range",
+         lambda i: f"{shown(i)} outside lon {lon_lo}..{lon_hi}, lat {lat_lo}..{lat_hi}")
+    no_location = lon_empty & lat_empty
+    lon[no_location] = np.nan
+    lat[no_location] = np.nan
+    return lon, lat
+
+
+def _frame(columns, rows):
+    """Assemble a chunk with exactly the declared columns and dtypes."""
+    n = len(rows)
+    out = {}
+    for spec in _layout()["output"]:
+        name, dtype = spec["name"], spec["dtype"]
+        if name == "source_row":
+            out[name] = rows.astype(np.int64)
+        elif name in columns:
+            value = columns[name]
+            if dtype == "str" and getattr(value, "dtype", None) == "str":
+                out[name] = value  # already a string array (straight from the CSV parser)
+            elif dtype == "str":
+                out[name] = pd.array(np.asarray(value, dtype=object), dtype="str")
+            elif dtype == "Int64":
+                out[name] = pd.array(value, dtype="Int64")
+            else:
+                out[name] = np.asarray(value, dtype=np.float64)
+        elif dtype == "Int64":
+            out[name] = pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool))
+        elif dtype == "float64":
+            out[name] = np.full(n, np.nan)
+        else:
+            out[name] = pd.array(np.full(n, "", dtype=object), dtype="str")
+    return pd.DataFrame(out)
+
+
+# --- API JSON -----------------------------------------------------------------------------------
+
+def _json_frames(path, chunk_rows, rejects):
+    api = _layout()["api_json"]
+    fields = api["fields"]
+    required = api["required"]
+    force_of = api["force_from_location_type"]
+    _, slug_to_label = categories()
+    stats = _FileStats(path.name)
+    seen = set()
+    buffer = {f: [] for f in (*fields, "force")}
+    rows, prior = [], []
+
+    def flush():
+        raw = {f: pd.Series(buffer[f], dtype="str") for f in fields if f not in ("api_id", "street_id")}
+        raw["force"] = pd.Series(buffer["force"], dtype="str")
+        raw["api_id"] = pd.array(buffer["api_id"], dtype="Int64")
+        raw["street_id"] = pd.array(buffer["street_id"], dtype="Int64")
+        frame = _finish(raw, np.asarray(rows, dtype=np.int64), rejects, stats, slug_to_label=slug_to_label,
+                        slugs=raw["category"], prior=prior)
+        for values in buffer.values():
+            values.clear()
+        rows.clear()
+        prior.clear()
+        return frame
+
+    for number, record, problem in _json_records(path, rejects):
+        # A refused record keeps its place (with empty values) so that rejects stay in file order.
+        why = problem
+        if why is None and not isinstance(record, dict):
+            why = ("record is not an object", f"found {type(record).__name__}")
+        record = record if why is None else {}
+        api_id = _integer(_dig(record, fields["api_id"]))
+        if why is None and api_id is _BAD:
+            why = ("non-integer id", f"id {_dig(record, fields['api_id'])!r}")
+        elif why is None and api_id is not None:
+            if api_id in seen:
+                why = ("duplicate id", f"id {api_id} appeared earlier in the file")
+            seen.add(api_id)
+        for field in required:
+            if why is None and _dig(record, fields[field]) in (None, ""):
+                why = (f"missing {fields[field][-1]}", "")
+        for field, keys in fields.items():
+            value = _dig(record, keys)
+            if field in ("api_id", "street_id"):
+                value = api_id if field == "api_id" else _integer(value)
+                buffer[field].append(None if value is _BAD else value)
+            else:
+                buffer[field].append("" if value is None else value if isinstance(value, str) else
+                                      json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+        buffer["force"].append(force_of.get(buffer["location_type"][-1], ""))
+        rows.append(number)
+        prior.append(why)
+        if len(rows) >= chunk_rows:
+            yield flush()
+    if rows:
+        yield flush()
+    stats.finish(rejects)
+
+
+_BAD = object()
+
+
+def _dig(record, keys):
+    value = record
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _integer(value):
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return _BAD
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return _BAD
+
+
+def _json_records(path, rejects):
+    """Yield ``(record_number, record, problem)`` from a JSON array (or several) or JSON Lines."""
+    name = path.name
+    with ByteSource(path) as src:
+        first = src.read(PIECE_BYTES)
+        while first and not first.strip() and (more := src.read(PIECE_BYTES)):
+            first += more
+        if first.startswith(b"\xef\xbb\xbf"):
+            rejects.note(f"{name}: UTF-8 byte order mark (BOM) removed")
+            first = first[3:]
+        start = first.lstrip()[:1]
+        if not start and not src.broken:
+            raise BadInput(f"{name} is empty: expected police.uk API JSON")
+        if start == b"[":
+            yield from _json_arrays(src, first, name, rejects)
+        else:
+            yield from _json_lines(src, first, name, rejects)
+
+
+def _json_lines(src, first, name, rejects):
+    pending, number = first, 0
+    while True:
+        piece = src.read(PIECE_BYTES)
+        lines = (pending + piece).split(b"\n")
+        pending = lines.pop() if piece or src.broken else b""
+        for line in lines:
+            number += 1
+            if line.strip():
+                yield _json_line(line, number, name, rejects)
+        if not piece:
+            break
+    if src.broken:
+        rejects.add(number + 1, src.broken, "the file ends early; records after this line are missing")
+        rejects.note(f"{name}: {src.broken}: {number:,} lines were read, the rest of the file is missing")
+
+
+def _json_line(line, number, name, rejects):
+    try:
+        return number, json.loads(line), None
+    except UnicodeDecodeError:
+        rejects.note(f"{name}: not valid UTF-8, decoded as Windows-1252")
+        try:
+            return number, json.loads(line.decode("cp1252", errors="replace")), None
+        except ValueError as exc:
+            return number, None, ("invalid JSON", str(exc))
+    except ValueError as exc:
+        return number, None, ("invalid JSON", str(exc))
+
+
+def _json_arrays(src, first, name, rejects):
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    parser = json.JSONDecoder()
+    text, pos, number, eof = decoder.decode(first), 0, 0, False
+    depth = 0  # 0 = between arrays, 1 = inside one, expecting a record; 2 = after a record
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= len(text) - 1 and not eof:
+            piece = src.read(PIECE_BYTES)
+            eof = not piece
+            text = text[pos:] + decoder.decode(piece, final=eof)
+            pos = 0
+            continue
+        if pos >= len(text):
+            break
+        char = text[pos]
+        if depth == 0:
+            if char != "[":
+                rejects.add(number + 1, "invalid JSON", f"expected '[' but found {char!r}; rest of file skipped")
+                break
+            depth, pos = 1, pos + 1
+            continue
+        if char == "]":
+            depth, pos = 0, pos + 1
+            continue
+        if depth == 2:
+            if char != ",":
+                rejects.add(number + 1, "invalid JSON", f"expected ',' or ']' after record {number}; "
+                                                        "rest of file skipped")
+                break
+            depth, pos = 1, pos + 1
+            continue
+        try:
+            record, end = parser.raw_decode(text, pos)
+            if end >= len(text) and not eof:
+                raise ValueError("record may continue in the next piece")
+        except ValueError as exc:
+            if not eof and len(text) - pos < MAX_JSON_RECORD_CHARS:
+                piece = src.read(PIECE_BYTES)
+                eof = not piece
+                text = text[pos:] + decoder.decode(piece, final=eof)
+                pos = 0
+                continue
+            number += 1
+            if eof and src.broken:
+                yield number, None, (src.broken, "the file ends early; records after this one are missing")
+                rejects.note(f"{name}: {src.broken}: {number - 1:,} records were read, the rest is missing")
+            else:
+                yield number, None, ("invalid JSON", f"{exc}; rest of file skipped")
+                rejects.note(f"{name}: JSON array unreadable after record {number - 1:,}; the rest was skipped")
+            return
+        number += 1
+        yield number, record, None
+        depth, pos = 2, end
+    if src.broken:
+        rejects.add(number + 1, src.broken, "the file ends early; records after this one are missing")
+        rejects.note(f"{name}: {src.broken}: {number:,} records were read, the rest of the file is missing")
+    elif depth != 0:
+        rejects.add(number + 1, "unterminated JSON array", "the file ends before the closing ']'")
