@@ -473,32 +473,6 @@ def _score(fields, keys, spellings_of):
     return hits / len(fields), hits
 
 
-def _json_format(text, name):
-    keys = load_schema("police_uk_street.json")["api_json"]["detect_keys"]
-    decoder = json.JSONDecoder()
-    body = text.lstrip()
-    first = None
-    try:
-        if body.startswith("["):
-            rest = body[1:].lstrip()
-            if rest.startswith("]") or not rest:
-                return "police-uk-json"  # an empty API answer: no crimes, still the API format
-            first, _ = decoder.raw_decode(rest)
-        else:
-            first, _ = decoder.raw_decode(body.split("\n", 1)[0].strip() or body)
-    except ValueError:
-        try:
-            first, _ = decoder.raw_decode(body)
-        except ValueError:
-            raise BadInput(f"{name}: looks like JSON but its first record cannot be parsed; expected {_EXPECTED}") \
-                from None
-    if isinstance(first, dict) and all(k in first for k in keys):
-        return "police-uk-json"
-    found = sorted(first)[:12] if isinstance(first, dict) else type(first).__name__
-    raise BadInput(f"{name}: unknown format: JSON, but not police.uk API crimes (each record needs "
-                   f"{', '.join(keys)}; the first record has {found})")
-
-
 def detect_format(path):
     """Tell which crime file format a file holds, from its content.
 
@@ -525,7 +499,10 @@ def detect_format(path):
     head = head[len(_BOM):] if head.startswith(_BOM) else head
     text = _text(head)  # a character cut at the 64 KiB limit only garbles what detection ignores
     if text.lstrip().startswith(("[", "{")):
-        return _json_format(text, name)
+        from crimemap.io import policeuk  # see read_points
+
+        policeuk.check_api_json(text, name)
+        return "police-uk-json"
     first = text.split("\n", 1)[0].rstrip("\r")
     return _csv_format([f.strip() for f in next(csv.reader([first]), [])], name)
 

@@ -59,6 +59,34 @@ def force_slug(name):
     return slug, slug in forces["ids"]
 
 
+def check_api_json(text, name):
+    """Check that ``text`` (a file's first 64 KiB of JSON) holds police.uk API records.
+
+    Raises
+    ------
+    BadInput
+        It is JSON of some other kind, or its first record cannot be parsed.
+    """
+    keys = _layout()["api_json"]["detect_keys"]
+    decoder = json.JSONDecoder()
+    body = text.lstrip()
+    if body.startswith("[") and body[1:].lstrip()[:1] in ("]", ""):
+        return  # an empty API answer: no crimes, still the API format
+    try:
+        first, _ = decoder.raw_decode(body[1:].lstrip() if body.startswith("[") else body.split("\n", 1)[0])
+    except ValueError:
+        try:
+            first, _ = decoder.raw_decode(body)  # one pretty-printed object
+        except ValueError:
+            raise BadInput(f"{name}: looks like JSON but its first record cannot be parsed; expected "
+                           f"police.uk API records ({', '.join(keys)})") from None
+    if isinstance(first, dict) and all(k in first for k in keys):
+        return
+    found = sorted(first)[:12] if isinstance(first, dict) else type(first).__name__
+    raise BadInput(f"{name}: unknown format: JSON, but not police.uk API crimes (each record needs "
+                   f"{', '.join(keys)}; the first record has {found})")
+
+
 def read(path, fmt, chunk_rows, rejects):
     """Check the file, then return the chunk iterator (see :func:`crimemap.io.crimes.read_points`)."""
     path = Path(path)
