@@ -143,12 +143,13 @@ def test_encodings_and_line_endings_load(loaded, tmp_path, name, text, encoding,
 
 
 @pytest.mark.parametrize("name,content,message", [
+    pytest.param(*case, id=case[0]) for case in [
     ("empty.csv", b"", "empty"),
     ("missing-column.csv", (HEADER.replace("Crime type,", "") + "x\n").encode(), "Crime type"),
     ("unknown.csv", b"animal,legs\ncat,4\n", "format"),
     ("binary.csv", bytes(range(256)) * 4, ""),
     ("truncated.jsonl.gz", gzip.compress(b'{"category": "burglary", "location": {}}\n' * 50)[:40], ""),
-])
+]])
 def test_bad_files_fail_clearly_and_lose_nothing(loaded, tmp_path, name, content, message):
     before_status, before_counts = _status(loaded), _counts(loaded)
     path = tmp_path / name

@@ -72,6 +72,7 @@ def test_sigkill_halfway_keeps_previous_data(runner, fixtures, tmp_path):
     assert str(first) in line, f"ingest did not report the first file: {line!r}"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
 
     after = _snapshot(instance)

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS locations(
 CREATE TABLE IF NOT EXISTS location_areas(
     layer_id INTEGER NOT NULL, location_id INTEGER NOT NULL, code TEXT,
     on_edge INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY(layer_id, location_id)) WITHOUT ROWID;
+    PRIMARY KEY(location_id, layer_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS location_areas_layer ON location_areas(layer_id, code);
 CREATE TABLE IF NOT EXISTS crimes(
     batch_id INTEGER NOT NULL, month TEXT NOT NULL, force TEXT, category TEXT,
     crime_id TEXT, api_id INTEGER, location_id INTEGER, street TEXT,
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS crimes(
     outcome_month TEXT, context TEXT, location_type TEXT, location_subtype TEXT);
 CREATE INDEX IF NOT EXISTS crimes_batch ON crimes(batch_id);
 CREATE INDEX IF NOT EXISTS crimes_month_location ON crimes(month, location_id);
+CREATE INDEX IF NOT EXISTS crimes_location ON crimes(location_id);
 CREATE TABLE IF NOT EXISTS point_counts(
     layer_id INTEGER NOT NULL, code TEXT NOT NULL, month TEXT NOT NULL,
     category TEXT NOT NULL, n INTEGER NOT NULL,
