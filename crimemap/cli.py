@@ -182,8 +182,9 @@ def population_load(settings, path, year):
     from crimemap.population import load_population
 
     result = load_population(_store(settings), path, year=year, settings=settings)
-    click.echo(f"Loaded {result['rows']:,} {result['kind']} rows ({result['layout']}), "
-               f"{result['persons']:,} residents, year {', '.join(result['years'])}.")
+    residents = f", {result['persons']:,} residents" if result["persons"] is not None else ""
+    click.echo(f"Loaded {result['rows']:,} {result['kind']} rows ({result['layout']}){residents}, "
+               f"year {', '.join(result['years'])}.")
     for note in result["notes"]:
         click.echo(f"  {note}")
     for layer in result["layers"]:

@@ -117,7 +117,9 @@ def load_population(store, path, year=None, settings=None):
             writer.put_direct_population(frame, path)
         methods = recompute_area_population(writer, settings)
         layers = {info["id"]: info for info in writer.layer_info()}
-        result = dict(described, rows=len(frame), persons=int(frame["persons"].sum()),
+        # Area tables mix levels (wards, boroughs, London), so only LSOA rows add up.
+        persons = int(frame["persons"].sum()) if described["kind"] == "lsoa" else None
+        result = dict(described, rows=len(frame), persons=persons,
                       years=sorted(frame["year"].unique().tolist()),
                       layers=[{"level": layers[i]["level"], "vintage": layers[i]["vintage"], "method": m}
                               for i, m in methods.items()])

@@ -215,3 +215,31 @@ def test_store_keeps_a_layer_after_its_source_file_is_gone(loaded, fixtures, tmp
     assert loaded("boundaries", "load", "borough", copy, "--vintage", "2023").exit_code == 0
     copy.unlink()
     assert [lay["vintage"] for lay in _status(loaded)["layers"]] == ["2022", "2023"]
+
+
+def test_a_table_without_geometry_is_refused_as_boundaries(loaded, tmp_path):
+    before = _status(loaded)
+    path = tmp_path / "wards.csv"
+    path.write_text("code,name\nE05000001,Somewhere\n", encoding="utf-8")
+    result = loaded("boundaries", "load", "ward", path)
+    assert result.exit_code == 1
+    assert "has no geometry" in result.output
+    assert "unexpected" not in result.output
+    assert _status(loaded) == before
+
+
+def test_area_population_table_applies_directly_without_a_misleading_total(loaded, tmp_path):
+    path = tmp_path / "boroughs-2021.csv"
+    # A borough table that also carries a London row, as GLA tables do.
+    path.write_text("code,population,year\nE09000033,1000,2021\nE09000022,3000,2021\nE12000007,4000,2021\n",
+                    encoding="utf-8")
+    result = loaded("population", "load", path)
+    assert result.exit_code == 0, result.output
+    assert "residents" not in result.output.splitlines()[0]
+    assert "borough 2022: direct by area code" in result.output
+    from crimemap.store import open_store
+    from tests.conftest import settings_for
+
+    store = open_store(settings_for(loaded.instance))
+    frame = store.population(store.layer("borough")["id"])
+    assert dict(zip(frame["code"], frame["persons"])) == {"E09000033": 1000, "E09000022": 3000}

@@ -518,6 +518,11 @@ def read_boundaries(path, level, vintage=None, layer=None):
     raw = _read(source, layer_name)
     if len(raw) == 0:
         raise BadInput(f"{source} (layer {layer_name}) contains no features")
+    if not isinstance(raw, geopandas.GeoDataFrame):
+        # A CSV or a DBF on its own reads as a table: there is nothing to draw.
+        raise BadInput(f"{source} has no geometry: it reads as a plain table with the columns "
+                       f"{', '.join(map(str, raw.columns[:8]))}; boundaries must be a Shapefile, "
+                       "GeoPackage or GeoJSON with polygons")
     kinds = set(raw.geometry.dropna().geom_type)
     if not any(k in _POLYGONAL or k == "GeometryCollection" for k in kinds):
         raise BadInput(f"{source} (layer {layer_name}) holds {', '.join(sorted(kinds)) or 'no geometries'}, "
