@@ -27,6 +27,12 @@ DEFAULTS = {
     "QUERY_MONTHS_MAX": 120,
     # Label every page as synthetic demo data.
     "DEMO": False,
+    # Base map tiles for the maps, a Leaflet URL template such as
+    # "https://tiles.example.org/{z}/{x}/{y}.png". Empty by default: crimemap
+    # loads nothing from other servers unless told to, so maps work offline
+    # and say "no base map configured". Tile servers require the attribution.
+    "TILE_URL": "",
+    "TILE_ATTRIBUTION": "",
     # Web server.
     "HOST": "127.0.0.1",
     "PORT": 8000,
