@@ -265,6 +265,7 @@ def fmt_rate(points, seconds):
 
 def report(args):
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     synth_n = 200_000 if args.quick else 1_000_000
     big_n = 2_000_000 if args.quick else 10_000_000
     repeat = "2" if args.quick else "5"
@@ -272,8 +273,9 @@ def report(args):
     one = run_case("synthetic", "--points", synth_n)
     big = run_case("synthetic", "--points", big_n)
     base = run_case("synthetic", "--points", synth_n, "--baseline")
-    cells = run_case("cells", "--points", synth_n, "--repeat", "2") if not args.quick else None
+    cells = run_case("cells", "--points", synth_n, "--repeat", "3") if not args.quick else None
     elapsed = time.perf_counter() - started
+    load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
 
     t, n = real["times"], real["points"]
     lines = [
@@ -281,12 +283,12 @@ def report(args):
         "",
         f"Command: `python bench/bench_join.py{' --quick' if args.quick else ''}` "
         f"({datetime.date.today().isoformat()}; {os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}; whole run {elapsed:.0f} s). "
+        f"{platform.python_implementation()} {platform.python_version()}; whole run {elapsed:.0f} s; {load}). "
         "Layer: London-wards-2018/London_Ward.shp (657 wards). AreaIndex at its default cell size, "
         "`threads=2`; baseline `geopandas.sjoin(points, wards, predicate=\"within\")`, one thread. "
         "Memory is the peak RSS of each case's own subprocess (`getrusage(RUSAGE_SELF).ru_maxrss` "
-        "at its end), imports and the ward layer included. The machine is shared with other work, "
-        "so expect ±20 % between runs.",
+        "at its end), imports and the ward layer included. The machine is shared with other work "
+        "(a load average above 2 means other processes held the cores), so expect ±20 % between runs.",
         "",
         f"Index build (657 wards): {real['build_s']:.2f} s.",
         "",
@@ -313,7 +315,7 @@ def report(args):
         "",
         "### Synthetic points, uniform inside the wards, generated and joined 1M per chunk",
         "",
-        "| points | AreaIndex join | sjoin | ratio | peak RSS AreaIndex | RSS before joining |",
+        "| points | AreaIndex join | sjoin | ratio | peak RSS AreaIndex | peak RSS before the first chunk |",
         "|---|---|---|---|---|---|",
     ]
     base_rate = base["points"] / base["join_s"]

@@ -49,9 +49,12 @@ def brute_force(geoms, codes, x, y):
     index = np.full(len(x), -1, dtype=np.int64)
     edge = np.zeros(len(x), dtype=bool)
     for i in sorted(range(len(geoms)), key=lambda i: codes[i]):
-        covered = shapely.covers(geoms[i], points)
-        index[covered & (index < 0)] = i
-        edge |= shapely.intersects(shapely.boundary(geoms[i]), points)
+        # Only points in the polygon's bounding box can be covered by it.
+        minx, miny, maxx, maxy = geoms[i].bounds
+        near = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
+        covered = near[shapely.covers(geoms[i], points[near])]
+        index[covered[index[covered] < 0]] = i
+        edge[near[shapely.intersects(shapely.boundary(geoms[i]), points[near])]] = True
     return index, edge
 
 
