@@ -224,3 +224,8 @@ def serve(settings, demo, host, port, workers):
         settings = ensure_demo_instance(settings, echo=click.echo)
     run_server(settings, host=host or settings["HOST"], port=port or settings["PORT"],
                workers=workers or settings["WORKERS"])
+
+
+from crimemap.cli_postcodes import postcodes_group  # noqa: E402 - registered last; it imports helpers above
+
+main.add_command(postcodes_group)

@@ -38,6 +38,32 @@ DEFAULTS = {
     "PORT": 8000,
     "WORKERS": 2,
     "THREADS": 4,
+    # Postcode lookup (docs/postcodes.md). Where `crimemap postcodes schedule`
+    # refreshes from (a Code-Point Open, ONSPD or NSPL file/zip URL or path),
+    # and how many hours apart.
+    "POSTCODES_SOURCE_URL": "",
+    "POSTCODES_REFRESH_HOURS": 24.0,
+    # Refuse a new lookup with this many % fewer live postcodes than the
+    # serving one (or missing this % of a sample of them) unless --force.
+    "POSTCODES_MAX_SHRINK_PCT": 5.0,
+    # Known postcodes sampled from the serving version to validate a new one.
+    "POSTCODES_VALIDATE_SAMPLE": 1000,
+    # Lookup versions kept on disk for rollback, the serving one included.
+    "POSTCODES_KEEP_VERSIONS": 3,
+    # Downloads: the largest accepted, and the seconds to wait for the server.
+    "POSTCODES_DOWNLOAD_MAX_MB": 2048,
+    "POSTCODES_DOWNLOAD_TIMEOUT_S": 60.0,
+    # Seconds between checks for a new lookup version or new store data in
+    # a running server (a stat and one query, not a reload).
+    "POSTCODES_RECHECK_S": 1.0,
+    # The largest sizes the lookup answers (their defaults are with the
+    # postcode API keys above): nearest postcodes to a point, the search
+    # radius in metres, autocomplete results; and how many known postcodes
+    # are suggested for an unknown one.
+    "POSTCODES_NEAREST_MAX": 100,
+    "POSTCODES_RADIUS_MAX_M": 2000.0,
+    "POSTCODES_AUTOCOMPLETE_MAX": 100,
+    "POSTCODES_SUGGESTIONS": 5,
 }
 
 CONFIG_FILE = "crimemap.cfg"

@@ -42,4 +42,8 @@ def format_status(doc, instance):
     pop = doc["population"]["lsoa"]
     if pop:
         lines.append("Population: " + "; ".join(f"{p['year']}: {p['persons']:,} in {p['lsoas']:,} LSOAs" for p in pop))
+    if "postcodes" in doc:
+        from crimemap.postcodes.status import format_status as format_postcodes
+
+        lines.extend(format_postcodes(doc["postcodes"]))
     return "\n".join(lines)

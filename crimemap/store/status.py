@@ -2,6 +2,8 @@
 
 import json
 
+from crimemap.postcodes.status import status as postcodes_status
+
 
 def _rows(store, sql, params=()):
     return store._query(sql, params)
@@ -99,4 +101,5 @@ def build_status(store):
         "population": {"lsoa": population, "areas": area_population},
         "recent_loads": [{"at": at, "kind": kind, "sources": json.loads(src), "summary": json.loads(rep).get("summary")}
                          for at, kind, src, rep in last],
+        "postcodes": postcodes_status(store.path.parent, store),
     }

@@ -1,0 +1,179 @@
+"""The loaded polygons each postcode falls in: ward, SNT and borough.
+
+A postcode's areas are the polygons of the store's default layers that
+contain its point, found with the same :class:`crimemap.join.AreaIndex` and
+the same boundary rule as crime points, so the search always agrees with the
+map. The join runs once for every postcode of a lookup version and is kept
+as one small integer array per level; it is redone when the store's data
+version changes (a new boundary layer).
+
+The directory's own ward and district codes are kept as a cross-check:
+:attr:`LookupAreas.disagreements` counts live postcodes whose directory ward
+is not the ward polygon that contains them.
+"""
+
+import numpy as np
+import shapely
+
+from crimemap.join import AreaIndex
+
+__all__ = ["LookupAreas", "LEVELS"]
+
+LEVELS = ("ward", "snt", "borough")
+CITY = "city-of-london"
+MET = "metropolitan"
+CITY_OF_LONDON_CODE = "E09000001"
+
+
+class LookupAreas:
+    """Per-postcode areas for one lookup version and one store data version.
+
+    Attributes
+    ----------
+    data_version : str
+        The store data version the polygons came from.
+    layers : dict
+        Level -> the store's layer dict (``id``, ``vintage``, ...), or None.
+    index : dict
+        Level -> int32 array, one entry per lookup row: position of the area
+        in :attr:`info` (-1 outside every area), or None without a layer.
+    info : dict
+        Level -> list of ``{"code", "name"}`` dicts.
+    force : dict
+        Level -> list of the force of each area (``"metropolitan"`` or
+        ``"city-of-london"``).
+    disagreements : dict
+        ``compared`` (live postcodes with a directory ward code inside a
+        ward polygon), ``disagree`` (of those, where the codes differ),
+        ``outside`` (live located postcodes in no ward polygon),
+        ``borough_disagree`` (ward's borough differs from the borough polygon).
+    """
+
+    def __init__(self):
+        self.data_version = None
+        self.layers = {}
+        self.index = {}
+        self.info = {}
+        self.force = {}
+        self.borough_of = {}
+        self.disagreements = None
+
+    @property
+    def nbytes(self):
+        return int(sum(a.nbytes for a in self.index.values() if a is not None))
+
+    @classmethod
+    def build(cls, lookup, store, cell_m=50.0, data_version=None):
+        """Join every postcode of ``lookup`` to the store's default layers.
+
+        Parameters
+        ----------
+        lookup : crimemap.postcodes.lookup.PostcodeLookup
+        store : crimemap.store.Store
+        cell_m : float
+            The join grid's cell size (``JOIN_GRID_CELL_M``).
+        data_version : str, optional
+            The store's data version, when the caller already read it.
+
+        Returns
+        -------
+        LookupAreas
+        """
+        self = cls()
+        self.data_version = store.data_version() if data_version is None else data_version
+        x, y = lookup.coordinates()
+        joined = {}
+        for level in LEVELS:
+            layer = store.layer(level)
+            self.layers[level] = layer
+            if layer is None:
+                self.index[level] = None
+                self.info[level] = []
+                self.force[level] = []
+                continue
+            if layer["id"] in joined:
+                # No SNT layer: the store answers the ward layer, so SNT = ward.
+                self.index[level], self.info[level], self.force[level], self.borough_of[level] = joined[layer["id"]]
+                continue
+            areas = store.areas(layer["id"])
+            geoms = np.asarray(areas.geometry.values, dtype=object)
+            # Stored polygons are repaired on load; a layer written by another
+            # tool might not be, and the index refuses invalid polygons.
+            invalid = ~shapely.is_valid(geoms)
+            if invalid.any():
+                geoms[invalid] = shapely.make_valid(geoms[invalid], method="structure")
+            index = AreaIndex(geoms, areas["code"].astype(str).tolist(), cell_m=cell_m)
+            result = index.assign(x, y, threads=1)
+            info = [{"code": c, "name": n} for c, n in zip(areas["code"], areas["name"].fillna(areas["code"]))]
+            forces = areas["force"].fillna(MET).tolist()
+            borough_of = list(zip(areas["borough_code"].tolist(), areas["borough_name"].tolist()))
+            joined[layer["id"]] = (result.index, info, forces, borough_of)
+            self.index[level], self.info[level], self.force[level], self.borough_of[level] = joined[layer["id"]]
+        self._borough_names = {a["code"]: a["name"] for a in self.info["borough"]}
+        self._borough_position = {a["code"]: i for i, a in enumerate(self.info["borough"])}
+        self.disagreements = self._cross_check(lookup)
+        return self
+
+    def _cross_check(self, lookup):
+        ward = self.index["ward"]
+        if ward is None:
+            return None
+        live = (lookup._terminated == 0) & ~np.isnan(lookup._east)
+        table = np.asarray(lookup._tables["ward_code"] + [""], dtype=object)
+        directory = table[lookup._codes["ward_code"]]
+        polygon_codes = np.asarray([a["code"] for a in self.info["ward"]] + [""], dtype=object)
+        polygon = polygon_codes[ward]  # -1 picks the trailing ""
+        compared = live & (ward >= 0) & (directory != "")
+        out = {"compared": int(compared.sum()),
+               "disagree": int((compared & (directory != polygon)).sum()),
+               "outside": int((live & (ward < 0)).sum()),
+               "ward_vintage": self.layers["ward"]["vintage"]}
+        borough = self.index["borough"]
+        if borough is not None and self.layers["borough"]["id"] != self.layers["ward"]["id"]:
+            ward_borough = np.asarray([b for b, _ in self.borough_of["ward"]] + [""], dtype=object)[ward]
+            borough_codes = np.asarray([a["code"] for a in self.info["borough"]] + [""], dtype=object)[borough]
+            both = live & (ward >= 0) & (borough >= 0) & (ward_borough != "")
+            out["borough_disagree"] = int((both & (ward_borough != borough_codes)).sum())
+        return out
+
+    def of_row(self, i, district_code=None):
+        """The areas of lookup row ``i``.
+
+        The borough is the borough of the containing ward (wards nest in
+        boroughs, so the page's ward and borough never contradict each
+        other); the borough polygon is used when no ward holds the point or
+        the ward names no borough.
+
+        Returns
+        -------
+        tuple
+            ``(ward, snt, borough, force)``: the first three ``{code, name}``
+            or None, and ``force`` ``"metropolitan"``, ``"city-of-london"``
+            or None (outside every loaded area).
+        """
+        found = {}
+        force = None
+        for level in ("ward", "snt"):
+            index = self.index[level]
+            position = int(index[i]) if index is not None else -1
+            found[level] = dict(self.info[level][position]) if position >= 0 else None
+            if position >= 0 and force is None:
+                force = self.force[level][position]
+                if level == "ward":
+                    code, name = self.borough_of[level][position]
+                    if code:
+                        found["borough"] = {"code": code, "name": self._borough_names.get(code) or name or code}
+        index = self.index["borough"]
+        position = int(index[i]) if index is not None else -1
+        if found.get("borough") is None:
+            found["borough"] = dict(self.info["borough"][position]) if position >= 0 else None
+        if force is None and position >= 0:
+            force = self.force["borough"][position]
+        if found["borough"] is not None and force is None:
+            force = CITY if found["borough"]["code"] == CITY_OF_LONDON_CODE else MET
+        return found["ward"], found["snt"], found["borough"], force
+
+    @property
+    def loaded(self):
+        """Whether any polygon layer was loaded."""
+        return any(index is not None for index in self.index.values())
