@@ -57,6 +57,7 @@ class LookupAreas:
         self.force = {}
         self.borough_of = {}
         self.disagreements = None
+        self.loaded = False
 
     @property
     def nbytes(self):
@@ -109,9 +110,8 @@ class LookupAreas:
             borough_of = list(zip(areas["borough_code"].tolist(), areas["borough_name"].tolist()))
             joined[layer["id"]] = (result.index, info, forces, borough_of)
             self.index[level], self.info[level], self.force[level], self.borough_of[level] = joined[layer["id"]]
-        self._borough_names = {a["code"]: a["name"] for a in self.info["borough"]}
-        self._borough_position = {a["code"]: i for i, a in enumerate(self.info["borough"])}
         self.disagreements = self._cross_check(lookup)
+        self._prepare()
         return self
 
     def _cross_check(self, lookup):
@@ -136,7 +136,17 @@ class LookupAreas:
             out["borough_disagree"] = int((both & (ward_borough != borough_codes)).sum())
         return out
 
-    def of_row(self, i, district_code=None):
+    def _prepare(self):
+        """Per area of each layer, what a lookup returns: built once, not per request."""
+        self._names = {level: [dict(a) for a in self.info[level]] for level in LEVELS}
+        borough_names = {a["code"]: a["name"] for a in self.info["borough"]}
+        ward_borough = []
+        for code, name in self.borough_of.get("ward", []):
+            ward_borough.append({"code": code, "name": borough_names.get(code) or name or code} if code else None)
+        self._ward_borough = ward_borough
+        self.loaded = any(index is not None for index in self.index.values())
+
+    def of_row(self, i):
         """The areas of lookup row ``i``.
 
         The borough is the borough of the containing ward (wards nest in
@@ -148,32 +158,31 @@ class LookupAreas:
         -------
         tuple
             ``(ward, snt, borough, force)``: the first three ``{code, name}``
-            or None, and ``force`` ``"metropolitan"``, ``"city-of-london"``
-            or None (outside every loaded area).
+            (fresh dicts the caller may change) or None, and ``force``
+            ``"metropolitan"``, ``"city-of-london"`` or None (outside every
+            loaded area).
         """
-        found = {}
-        force = None
-        for level in ("ward", "snt"):
-            index = self.index[level]
-            position = int(index[i]) if index is not None else -1
-            found[level] = dict(self.info[level][position]) if position >= 0 else None
-            if position >= 0 and force is None:
-                force = self.force[level][position]
-                if level == "ward":
-                    code, name = self.borough_of[level][position]
-                    if code:
-                        found["borough"] = {"code": code, "name": self._borough_names.get(code) or name or code}
+        ward = snt = borough = force = None
+        index = self.index["ward"]
+        if index is not None:
+            w = index.item(i)
+            if w >= 0:
+                ward = self._names["ward"][w].copy()
+                force = self.force["ward"][w]
+                borough = self._ward_borough[w]
+                borough = borough and borough.copy()
+        index = self.index["snt"]
+        if index is not None:
+            t = index.item(i)
+            if t >= 0:
+                snt = self._names["snt"][t].copy()
+                force = force or self.force["snt"][t]
         index = self.index["borough"]
-        position = int(index[i]) if index is not None else -1
-        if found.get("borough") is None:
-            found["borough"] = dict(self.info["borough"][position]) if position >= 0 else None
-        if force is None and position >= 0:
-            force = self.force["borough"][position]
-        if found["borough"] is not None and force is None:
-            force = CITY if found["borough"]["code"] == CITY_OF_LONDON_CODE else MET
-        return found["ward"], found["snt"], found["borough"], force
-
-    @property
-    def loaded(self):
-        """Whether any polygon layer was loaded."""
-        return any(index is not None for index in self.index.values())
+        if index is not None and (borough is None or force is None):
+            b = index.item(i)
+            if b >= 0:
+                borough = borough or self._names["borough"][b].copy()
+                force = force or self.force["borough"][b]
+        if borough is not None and force is None:
+            force = CITY if borough["code"] == CITY_OF_LONDON_CODE else MET
+        return ward, snt, borough, force

@@ -314,6 +314,7 @@ def refresh(instance, source, settings=None, force=False, progress=None, echo=No
                         max_bytes=int(float(settings.get("POSTCODES_DOWNLOAD_MAX_MB", 2048)) * 2**20),
                         etag=None if force or not same_url else http.get("etag"),
                         last_modified=None if force or not same_url else http.get("last_modified"))
+        build = None
         try:
             unchanged = {"changed": False, "version": previous and previous["version"], "previous": None}
             if fetched.not_modified:
@@ -324,7 +325,7 @@ def refresh(instance, source, settings=None, force=False, progress=None, echo=No
                                               "(use --force to rebuild it)"}
             columns, layouts, report = read_source(
                 fetched.path, chunk_rows=int(settings.get("INGEST_CHUNK_ROWS", 200_000)), progress=progress,
-                max_examples=int(settings.get("REPORT_MAX_LISTED", 20)))
+                max_examples=int(settings.get("REPORT_MAX_LISTED", 20)), echo=echo)
             if not columns:
                 raise RefreshError(f"{source}: no valid postcode found ({report.rejected:,} rows rejected)")
             echo(f"read {report.rows_read:,} rows from {len(report.files)} file(s)")
@@ -360,6 +361,10 @@ def refresh(instance, source, settings=None, force=False, progress=None, echo=No
             pruned = _prune(folder, int(settings.get("POSTCODES_KEEP_VERSIONS", 3)))
         finally:
             fetched.cleanup()
+            if build is not None and build.exists():
+                # Refused or failed: the half-built version goes (a SIGKILLed
+                # one is removed by the next refresh, under the lock).
+                shutil.rmtree(build, ignore_errors=True)
     return {"changed": True, "version": version, "previous": previous and previous["version"], "pruned": pruned,
             "checks": checks, **{k: meta[k] for k in ("count", "live", "terminated", "no_location", "rows_read",
                                                        "rejected", "duplicates", "layouts", "report")}}

@@ -105,37 +105,65 @@ class PostcodeLookup:
 
     def index(self, postcode):
         """Row of a canonical postcode (``"SW1A 1AA"``), or -1."""
-        squeezed = compact(postcode)
-        if not squeezed or len(squeezed) > 8:
+        squeezed = postcode.replace(" ", "") if isinstance(postcode, str) else None
+        if not squeezed or len(squeezed) > 8 or not squeezed.isascii():
             return -1
         key = key_of(squeezed)
         i = int(self._keys.searchsorted(key))
-        if i < self.count and self._keys[i] == key:
+        if i < self.count and self._keys.item(i) == key:
             return i
         return -1
 
     def row(self, i):
         """The directory's row ``i`` as a dict (see :meth:`get`)."""
-        postcode = postcode_of_key(self._keys[i])
-        lat = float(self._lat[i])
-        located = not math.isnan(lat)
-        terminated = int(self._terminated[i])
-        introduced = int(self._introduced[i])
-        quality = int(self._quality[i])
-        codes = {field: self._tables[field][self._codes[field][i]] or None for field in CODE_FIELDS}
+        # ndarray.item() returns a Python scalar directly: several times
+        # faster than indexing to a numpy scalar and converting it.
+        postcode = postcode_of_key(self._keys.item(i))
+        lat = self._lat.item(i)
+        located = lat == lat  # False for NaN
+        terminated = self._terminated.item(i)
+        introduced = self._introduced.item(i)
+        quality = self._quality.item(i)
+        tables, codes = self._tables, self._codes
         outcode, incode = postcode.split(" ")
         return {
             "postcode": postcode, "outcode": outcode, "incode": incode,
             "latitude": lat if located else None,
-            "longitude": float(self._lon[i]) if located else None,
-            "eastings": int(self._east[i]) if located else None,
-            "northings": int(self._north[i]) if located else None,
+            "longitude": self._lon.item(i) if located else None,
+            "eastings": int(self._east.item(i)) if located else None,
+            "northings": int(self._north.item(i)) if located else None,
             "positional_quality": quality if quality >= 0 else None,
-            **codes,
+            "country_code": tables["country_code"][codes["country_code"].item(i)] or None,
+            "nhs_region_code": tables["nhs_region_code"][codes["nhs_region_code"].item(i)] or None,
+            "nhs_ha_code": tables["nhs_ha_code"][codes["nhs_ha_code"].item(i)] or None,
+            "county_code": tables["county_code"][codes["county_code"].item(i)] or None,
+            "district_code": tables["district_code"][codes["district_code"].item(i)] or None,
+            "ward_code": tables["ward_code"][codes["ward_code"].item(i)] or None,
             "date_introduced": f"{introduced // 100:04d}-{introduced % 100:02d}" if introduced else None,
             "date_terminated": f"{terminated // 100:04d}-{terminated % 100:02d}" if terminated else None,
             "live": terminated == 0,
         }
+
+    def brief(self, i):
+        """What a search needs of row ``i``, without the other codes (the fast path of resolve).
+
+        Returns
+        -------
+        tuple
+            ``(postcode, latitude, longitude, eastings, northings,
+            positional_quality, live, ward_code, district_code)``; coordinates
+            None when the directory gives no location.
+        """
+        postcode = postcode_of_key(self._keys.item(i))
+        lat = self._lat.item(i)
+        quality = self._quality.item(i)
+        ward = self._tables["ward_code"][self._codes["ward_code"].item(i)] or None
+        district = self._tables["district_code"][self._codes["district_code"].item(i)] or None
+        live = self._terminated.item(i) == 0
+        if lat != lat:  # NaN: no location
+            return postcode, None, None, None, None, quality if quality >= 0 else None, live, ward, district
+        return (postcode, lat, self._lon.item(i), int(self._east.item(i)), int(self._north.item(i)),
+                quality if quality >= 0 else None, live, ward, district)
 
     def get(self, postcode):
         """The directory's row for a canonical postcode, live or terminated.
@@ -377,7 +405,10 @@ class PostcodeLookup:
 
 
 class _Entry:
-    def __init__(self):
+    def __init__(self, store=None):
+        # The store itself is held so that its id() in the cache key cannot
+        # be reused by another store while this entry lives.
+        self.store = store
         self.lock = threading.Lock()
         self.checked_at = -math.inf
         self.pointer = None  # (mtime_ns, inode, size) of the ``current`` file
@@ -388,6 +419,7 @@ class _Entry:
 
 
 _CACHE = {}
+_CACHE_ENTRIES = 8
 _CACHE_LOCK = threading.Lock()
 
 
@@ -431,17 +463,19 @@ def get_lookup(settings, store=None):
     is loaded by the first request that notices it while other threads keep
     answering from the old one.
     """
-    folder = folder_of(settings["INSTANCE"])
-    recheck = float(settings.get("POSTCODES_RECHECK_S", 1.0))
-    key = (str(folder), str(getattr(store, "path", "")))
+    recheck = settings.get("POSTCODES_RECHECK_S", 1.0)
+    key = (settings["INSTANCE"], None if store is None else id(store))
     entry = _CACHE.get(key)
-    if entry is None:
+    if entry is None or (store is not None and entry.store is not store):
         with _CACHE_LOCK:
-            entry = _CACHE.setdefault(key, _Entry())
+            while len(_CACHE) >= _CACHE_ENTRIES:
+                _CACHE.pop(next(iter(_CACHE)))  # the oldest: tests and tools open many instances
+            entry = _CACHE[key] = _Entry(store)
     now = time.monotonic()
     if now - entry.checked_at >= recheck:
         with entry.lock:
             if now - entry.checked_at >= recheck:
+                folder = folder_of(settings["INSTANCE"])
                 pointer = _stat(folder / "current")
                 if pointer != entry.pointer or entry.base is None:
                     _load_base(entry, folder, settings, pointer)

@@ -129,30 +129,31 @@ def resolve(lookup, text):
     i = lookup.index(postcode)
     if i < 0:
         raise _not_found(lookup, postcode)
-    row = lookup.row(i)
-    if not row["live"]:
-        raise _terminated(lookup, row)
+    postcode, lat, lon, east, north, quality, live, ward_code, district_code = lookup.brief(i)
+    if not live:
+        raise _terminated(lookup, lookup.row(i))
     ward = snt = borough = force = None
     message = None
-    if lookup.areas is not None and lookup.areas.loaded and row["eastings"] is not None:
-        ward, snt, borough, force = lookup.areas.of_row(i)
+    areas = lookup.areas
+    if areas is not None and areas.loaded and east is not None:
+        ward, snt, borough, force = areas.of_row(i)
     if force is None:
         # Outside every loaded polygon (or none loaded): the directory's
         # district decides the force. 22 London postcodes lie a few metres
         # outside the generalised London outline; they are still the Met's.
-        force = _directory_force(row["district_code"])
-        if force is not None and borough is None and row["district_code"]:
-            borough = {"code": row["district_code"], "name": _area_name(lookup, "borough", row["district_code"])}
-            if lookup.areas is not None and lookup.areas.loaded:
+        force = _directory_force(district_code)
+        if force is not None and borough is None:
+            borough = {"code": district_code, "name": _area_name(lookup, "borough", district_code)}
+            if areas is not None and areas.loaded:
                 message = EDGE_MESSAGE
-    message = outside_message(force) or message
+    if force != MET:
+        message = outside_message(force)
+    outcode, incode = postcode.split(" ")
     return {
-        "postcode": row["postcode"], "outcode": row["outcode"], "incode": row["incode"],
-        "latitude": row["latitude"], "longitude": row["longitude"],
-        "eastings": row["eastings"], "northings": row["northings"],
-        "positional_quality": row["positional_quality"],
+        "postcode": postcode, "outcode": outcode, "incode": incode, "latitude": lat, "longitude": lon,
+        "eastings": east, "northings": north, "positional_quality": quality,
         "ward": ward, "snt": snt, "borough": borough, "force": force, "message": message,
-        "directory": {"ward_code": row["ward_code"], "district_code": row["district_code"]},
+        "directory": {"ward_code": ward_code, "district_code": district_code},
     }
 
 

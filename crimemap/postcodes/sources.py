@@ -371,7 +371,7 @@ def _chunk_arrays(chunk, layout, mapping, first_line_no, entry, max_examples):
     return out
 
 
-def read_source(path, chunk_rows=200_000, progress=None, max_examples=20):
+def read_source(path, chunk_rows=200_000, progress=None, max_examples=20, echo=None):
     """Read every postcode row of a local source.
 
     Parameters
@@ -384,6 +384,8 @@ def read_source(path, chunk_rows=200_000, progress=None, max_examples=20):
         Called with the number of rows in each chunk.
     max_examples : int
         Rejected rows listed one by one per file.
+    echo : callable, optional
+        Called with a line when each file has been read.
 
     Returns
     -------
@@ -441,6 +443,8 @@ def read_source(path, chunk_rows=200_000, progress=None, max_examples=20):
             raise SourceError(f"{name}: malformed CSV ({exc}); nothing was changed") from None
         except UnicodeDecodeError as exc:
             raise SourceError(f"{name}: not UTF-8 text ({exc}); nothing was changed") from None
+        if echo:
+            echo(f"read {name}: {entry['rows']:,} rows ({layout['name']})")
     if not report.files:
         raise SourceError(f"{path}: holds no postcode file of a known layout")
     if not parts:
