@@ -33,11 +33,13 @@ def create_app(config=None):
 
     app.extensions["crimemap"] = {"store": open_store(settings, readonly=True)}
 
-    from crimemap.web import api, errors, pages
+    from crimemap.web import api, compat_postcodes_io, errors, pages, postcodes_api
 
     errors.register(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(postcodes_api.bp)
+    app.register_blueprint(compat_postcodes_io.bp)
 
     @app.context_processor
     def _page_context():

@@ -11,6 +11,7 @@ from crimemap import figures as fig
 from crimemap.attribution import DEMO_NOTICE
 from crimemap.errors import BadQuery
 from crimemap.web import get_store, maps
+from crimemap.web.search import mark_on_map, postcode_on_area, search_page
 
 bp = Blueprint("pages", __name__)
 
@@ -39,20 +40,25 @@ def _area_url(level, code):
     return url_for("pages.area", level=level, code=code)
 
 
-def _crime_options():
-    return [(fig.ALL_CRIME, fig.crime_label(fig.ALL_CRIME)), (fig.MOPAC7, fig.crime_label(fig.MOPAC7))] + \
+def _crime_options(store):
+    """Totals, police.uk categories, then the Met's major types when their tables are loaded."""
+    cat = fig.catalog(store)
+    loaded = cat.type_sources()
+    options = [(fig.ALL_CRIME, fig.crime_label(fig.ALL_CRIME)), (fig.MOPAC7, fig.crime_label(fig.MOPAC7))] + \
         [(slug, label) for slug, label in fig.category_labels().items()]
+    options += [(t.id, f"{t.label} (Met)") for t in cat.registry() if t.kind == "met-major" and loaded.get(t.id)]
+    return options
 
 
 @bp.get("/")
 def index():
     """The London map: areas shaded against the London average, with a data table."""
     level = _choice("level", "borough", fig.LEVELS)
-    crime = _choice("crime", fig.ALL_CRIME, [slug for slug, _ in _crime_options()])
     store = get_store()
+    crime = _choice("crime", fig.ALL_CRIME, fig.catalog(store).registry().ids())
     months = fig.latest_months(store, PERIOD_MONTHS)
     context = {"level": level, "crime": crime, "crime_label": fig.crime_label(crime), "months": months,
-               "levels": LEVEL_NAMES, "crime_options": _crime_options(), "mopac7": fig.MOPAC7_POINT_CATEGORIES}
+               "levels": LEVEL_NAMES, "crime_options": _crime_options(store), "mopac7": fig.MOPAC7_POINT_CATEGORIES}
     if store.layer(level) is None or not months:
         return render_template("index.html", empty=True, **context)
     figures = fig.area_figures(store, level, months, crime)
@@ -61,7 +67,8 @@ def index():
     return render_template("index.html", empty=False, map=maps.render_map(fmap), legend=maps.legend(figures),
                            rows=maps.table_rows(figures), london=figures.attrs["london"],
                            layer=figures.attrs["layer"], population_year=figures.attrs["population_year"],
-                           tile_url=tile_url, fmt_count=maps.fmt_count, fmt_rate=maps.fmt_rate, **context)
+                           approximate=figures.attrs["approximate"], tile_url=tile_url, fmt_count=maps.fmt_count,
+                           fmt_rate=maps.fmt_rate, **context)
 
 
 @bp.get("/area/<level>/<code>")
@@ -80,17 +87,18 @@ def area(level, code):
         ward_areas = store.areas(store.layer("ward")["id"], with_geometry=False)
         wards = ward_areas[ward_areas["borough_code"] == code].sort_values("name").to_dict("records")
     tile_url, tile_attribution = _tiles()
-    fmap = maps.area_map(figures, code, tile_url, tile_attribution)
+    marked = postcode_on_area(request.args.get("postcode"), level, code, store, months)
+    fmap = mark_on_map(maps.area_map(figures, code, tile_url, tile_attribution), marked)
     return render_template(
         "area.html", area=row, level=level, level_name=LEVEL_NAMES[level], months=months, previous=previous,
-        by_type=by_type.to_dict("records"), london=figures.attrs["london"], band=maps.band_text(row),
+        marked=marked, by_type=by_type.to_dict("records"), london=figures.attrs["london"], band=maps.band_text(row),
         map=maps.render_map(fmap), legend=maps.legend(figures), wards=wards, tile_url=tile_url,
         layer=figures.attrs["layer"], population_year=figures.attrs["population_year"],
-        mopac7=fig.MOPAC7_POINT_CATEGORIES, fmt_count=maps.fmt_count, fmt_rate=maps.fmt_rate, fmt_pct=maps.fmt_pct)
+        mopac7=fig.MOPAC7_POINT_CATEGORIES, source=by_type.attrs["source"], fmt_count=maps.fmt_count,
+        fmt_rate=maps.fmt_rate, fmt_pct=maps.fmt_pct)
 
 
 @bp.get("/search")
 def search():
-    """The "your area" search. The postcode lookup is not built yet, and the page says so."""
-    query = request.args.get("q", "").strip()
-    return render_template("search.html", q=query)
+    """The "your area" search: a postcode leads to its ward's page; anything else, the form and a way forward."""
+    return search_page(request.args.get("q", ""))
