@@ -1,0 +1,414 @@
+"""Benchmark: ``GET /api/v1/postcodes/<pc>`` over HTTP against the production server.
+
+Run from the repository root::
+
+    python bench/bench_postcodes_http.py            # ~1 minute: 1, 10 and 50 clients, 10 s each
+    python bench/bench_postcodes_http.py --quick    # 3 s per level
+    python bench/bench_postcodes_http.py --write    # also rewrite "Postcode lookup (HTTP)" in bench/RESULTS.md
+    python bench/bench_postcodes_http.py --profile  # where the time of one request goes, in process
+
+It builds an instance (the 2022 approximate wards, the LAD 2022 boroughs and
+the Code-Point Open London extract from ../shared/data) in a temporary
+folder, starts ``crimemap serve`` (gunicorn, the configured workers and
+threads) on a free 127.0.0.1 port, and drives it with ``wrk`` (Debian package
+``wrk``; installed with apt-get when missing and running as root). Each
+level is ``wrk -t1 -cN -dS --latency`` with a Lua script cycling through
+2,000 random real postcodes in a random spelling (lower case, no space),
+after a warm-up (3 s at 50 clients, so every worker has built its lookup,
+then 1 s at the level). wrk is a closed loop: each of the N connections sends
+its next request when the last answer arrives, so N is the number of
+concurrent clients.
+
+The load generator shares the machine's cores with the server: the script
+reads the CPU time used by the gunicorn processes and by wrk from /proc and
+reports both. Without wrk, ``--python`` uses a thread pool of
+``requests.Session`` clients instead; it is much slower than the server, so
+its figures measure the client more than the server.
+"""
+
+import argparse
+import contextlib
+import cProfile
+import datetime
+import gzip
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
+WARDS = DATA / "boundaries" / "london-wards-2022-approx.gpkg"
+BOROUGHS = DATA / "boundaries" / "london-2021-lad22-gen20.shp"
+POSTCODES = DATA / "postcodes" / "codepoint_open_2025-10_london.csv.gz"
+RESULTS = REPO / "bench" / "RESULTS.md"
+SECTION = "## Postcode lookup (HTTP)"
+LEVELS = (1, 10, 50)
+SAMPLE = 2000
+
+LUA = """
+local paths = {}
+for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
+local i = math.random(#paths)
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+
+
+# ------------------------------------------------------------------ setup
+
+
+def crimemap(instance, *args):
+    subprocess.run([sys.executable, "-m", "crimemap", "--instance", str(instance), *map(str, args)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def build_instance(instance):
+    start = time.perf_counter()
+    crimemap(instance, "boundaries", "load", "ward", WARDS)
+    crimemap(instance, "boundaries", "load", "borough", BOROUGHS)
+    crimemap(instance, "postcodes", "refresh", POSTCODES)
+    return time.perf_counter() - start
+
+
+def sample_paths(n, seed=3):
+    with gzip.open(POSTCODES, "rt", encoding="utf-8") as f:
+        next(f)
+        postcodes = [line.split(",", 1)[0] for line in f]
+    rng = random.Random(seed)
+    chosen = rng.sample(postcodes, n)
+    # Users type postcodes every way: half canonical, half lower case without the space.
+    spelt = [pc if i % 2 else pc.lower().replace(" ", "") for i, pc in enumerate(chosen)]
+    return ["/api/v1/postcodes/" + pc.replace(" ", "%20") for pc in spelt]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(instance, port):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    log = open(Path(instance) / "serve.log", "w", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port",
+                             str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        import requests
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                # The first lookup in a worker joins every postcode to the wards (a second or two).
+                requests.get(f"http://127.0.0.1:{port}/api/v1/postcodes/SW1A1AA", timeout=60)
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("server did not start; see " + log.name) from None
+                time.sleep(0.3)
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def process_tree(pid):
+    """pid and every descendant (gunicorn's arbiter and its workers)."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds of the processes (those still alive)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+# ------------------------------------------------------------------ load generators
+
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return True
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing wrk from Debian (apt-get install wrk)", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, stdout=subprocess.DEVNULL)
+    return shutil.which("wrk") is not None
+
+
+def _ms(text):
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def run_wrk(port, script, clients, seconds):
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", script, url],
+                            stdout=subprocess.PIPE, text=True)
+    wrk_cpu = 0.0
+    while proc.poll() is None:
+        wrk_cpu = max(wrk_cpu, cpu_seconds([proc.pid]))
+        time.sleep(0.2)
+    out = proc.stdout.read()
+    if proc.returncode:
+        raise SystemExit(f"wrk failed:\n{out}")
+    dist = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)\s*$", out, flags=re.M))
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)$", out, flags=re.M)
+    return {"p50_ms": _ms(dist["50"]), "p99_ms": _ms(dist["99"]), "rps": float(re.search(r"Requests/sec:\s+([\d.]+)",
+                                                                                       out).group(1)),
+            "requests": requests_done, "non_2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": socket_errors.group(1) if socket_errors else "", "client_cpu_s": wrk_cpu,
+            "raw": out}
+
+
+def run_python(port, paths, clients, seconds):
+    import requests
+
+    url = f"http://127.0.0.1:{port}"
+    stop = time.monotonic() + seconds
+    latencies, bad = [], [0]
+    lock = threading.Lock()
+
+    def client(k):
+        session = requests.Session()
+        mine, i = [], k * 97
+        while time.monotonic() < stop:
+            i = (i + 1) % len(paths)
+            t0 = time.perf_counter()
+            response = session.get(url + paths[i], timeout=10)
+            mine.append((time.perf_counter() - t0) * 1e3)
+            if response.status_code != 200:
+                with lock:
+                    bad[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    before = time.process_time()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"p50_ms": q[49], "p99_ms": q[98], "rps": len(latencies) / wall, "requests": len(latencies),
+            "non_2xx": bad[0], "socket_errors": "", "client_cpu_s": time.process_time() - before, "raw": ""}
+
+
+# ------------------------------------------------------------------ in-process profile
+
+
+def profile(instance, paths, n=3000):
+    """Where one request's time goes: the lookup, JSON, and Flask's own dispatch, in process."""
+    from flask import json as flask_json
+
+    from crimemap.postcodes import get_lookup, resolve
+    from crimemap.web import create_app, get_store
+
+    app = create_app({"INSTANCE": str(instance)})
+    names = [p.rsplit("/", 1)[1].replace("%20", " ") for p in paths]
+    with app.app_context():
+        lookup = get_lookup(app.config, get_store())
+        t0 = time.perf_counter()
+        for i in range(n):
+            get_lookup(app.config, get_store())
+        t_get = (time.perf_counter() - t0) / n
+        t0 = time.perf_counter()
+        results = [resolve(lookup, names[i % len(names)]) for i in range(n)]
+        t_resolve = (time.perf_counter() - t0) / n
+        t0 = time.perf_counter()
+        for r in results:
+            flask_json.dumps({"status": 200, "result": r})
+        t_json = (time.perf_counter() - t0) / n
+    from werkzeug.test import EnvironBuilder
+
+    # Prebuilt WSGI environs: what gunicorn hands Flask, without the test client's own URL work.
+    environs = [EnvironBuilder(path=p.replace("%20", " ")).get_environ() for p in paths]
+
+    def call(i):
+        body = app.wsgi_app(dict(environs[i % len(environs)]), lambda status, headers, exc_info=None: None)
+        b"".join(body)
+
+    for i in range(200):
+        call(i)
+    t0 = time.perf_counter()
+    for i in range(n):
+        call(i)
+    t_full = (time.perf_counter() - t0) / n
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in range(n):
+        call(i)
+    prof.disable()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(12)
+    return {"get_lookup_us": t_get * 1e6, "resolve_us": t_resolve * 1e6, "json_us": t_json * 1e6,
+            "full_request_us": t_full * 1e6, "top": text.getvalue()}
+
+
+# ------------------------------------------------------------------ report
+
+
+def machine():
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        load = "?"
+    return f"{os.cpu_count()} cores, CPython {platform.python_version()}, load average {load}"
+
+
+def report(args, rows, setup_s, settings, generator, prof):
+    today = datetime.date.today().isoformat()
+    command = "python bench/bench_postcodes_http.py" + (" --quick" if args.quick else "") + \
+        (" --python" if args.python else "")
+    lines = [SECTION, "",
+             f"Command: `{command}` ({today}; {machine()} at the start). Server: `crimemap serve` = gunicorn, "
+             f"{settings['WORKERS']} workers × {settings['THREADS']} threads (gthread), access log on, on "
+             f"127.0.0.1. Instance: 2022 approximate wards + LAD 2022 boroughs + the Code-Point Open London "
+             f"extract (180,792 postcodes), built in {setup_s:.0f} s. Requests: `GET /api/v1/postcodes/<pc>` "
+             f"over {SAMPLE:,} random real postcodes, half typed lower case without the space. {generator}", "",
+             "| clients | requests/s | p50 | p99 | requests | non-200 | server CPU | client CPU |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['clients']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | "
+                     f"{r['requests']:,} | {r['non_2xx']}{' ' + r['socket_errors'] if r['socket_errors'] else ''} | "
+                     f"{r['server_cpu_s']:.1f} s | {r['client_cpu_s']:.1f} s |")
+    lines += ["", f"Each level ran {rows[0]['seconds']} s after a 3 s warm-up of every worker at 50 clients and 1 s at the level; CPU is user + system seconds over "
+              f"the level, of {2 * rows[0]['seconds']} core-seconds available on 2 cores.",
+              "Targets: p99 under 10 ms at 10 clients, and at least 2,000 requests/s. The machine is shared: a "
+              "load average above 2 at the start means other processes competed for the 2 cores, and the server "
+              "CPU column shows how much of them the server got; expect large swings between runs."]
+    if prof:
+        per_request = {r["clients"]: 1e6 * r["server_cpu_s"] / r["requests"] for r in rows}
+        lines += ["", "Where one request's time goes. In process, without HTTP: `get_lookup` "
+                  f"{prof['get_lookup_us']:.1f} µs, `resolve` {prof['resolve_us']:.1f} µs and JSON encoding "
+                  f"{prof['json_us']:.1f} µs; the whole request through Flask's WSGI app (routing, request and "
+                  f"response objects, the error-handler machinery) {prof['full_request_us']:.0f} µs. Over HTTP the "
+                  f"server spent {per_request[10]:.0f} µs of CPU per request at 10 clients (server CPU / "
+                  "requests): the rest is gunicorn (HTTP parsing, the gthread pool, the access log line) and "
+                  "sockets. The postcode lookup itself is a few per cent of the cost."]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(section):
+    """Replace (or append) this benchmark's section of bench/RESULTS.md."""
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    start = old.find(SECTION)
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + section
+    else:
+        end = old.find("\n## ", start + 1)
+        tail = "" if end < 0 else old[end + 1:]
+        new = old[:start] + section + ("\n" + tail if tail else "")
+    RESULTS.write_text(new, encoding="utf-8")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s per level instead of 10")
+    parser.add_argument("--write", action="store_true", help="rewrite this section of bench/RESULTS.md")
+    parser.add_argument("--python", action="store_true", help="use a requests.Session thread pool, not wrk")
+    parser.add_argument("--profile", action="store_true", help="also profile one request in process")
+    parser.add_argument("--instance", help="reuse an instance folder that already has the lookup loaded")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (CRIMEMAP_WORKERS; default from config)")
+    parser.add_argument("--threads", type=int, help="threads per worker (CRIMEMAP_THREADS; default from config)")
+    args = parser.parse_args()
+    for path in (WARDS, BOROUGHS, POSTCODES):
+        if not path.exists():
+            raise SystemExit(f"missing {path}; set CRIMEMAP_SHARED_DATA")
+    use_wrk = not args.python and ensure_wrk()
+    if not args.python and not use_wrk:
+        print("wrk is not installed; falling back to --python", file=sys.stderr)
+        args.python = True
+    seconds = 3 if args.quick else 10
+    if args.workers:
+        os.environ["CRIMEMAP_WORKERS"] = str(args.workers)
+    if args.threads:
+        os.environ["CRIMEMAP_THREADS"] = str(args.threads)
+
+    from crimemap.config import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="crimemap-bench-") as tmp:
+        instance = Path(args.instance) if args.instance else Path(tmp) / "instance"
+        setup_s = 0.0 if args.instance else build_instance(instance)
+        settings = load_settings(instance=instance)
+        paths = sample_paths(SAMPLE)
+        script = Path(tmp) / "paths.lua"
+        (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n", encoding="utf-8")
+        script.write_text(LUA % {"paths": Path(tmp) / "paths.txt"}, encoding="utf-8")
+        port = free_port()
+        rows = []
+        with server(instance, port) as proc:
+            pids = process_tree(proc.pid)
+            # Every worker builds its lookup's areas on its first request: warm them all up first.
+            if use_wrk:
+                run_wrk(port, str(script), 50, 3)
+            else:
+                run_python(port, paths, 20, 3)
+            for clients in LEVELS:
+                if use_wrk:
+                    run_wrk(port, str(script), clients, 1)
+                else:
+                    run_python(port, paths, clients, 1)
+                before = cpu_seconds(pids)
+                row = run_wrk(port, str(script), clients, seconds) if use_wrk else \
+                    run_python(port, paths, clients, seconds)
+                row.update(clients=clients, seconds=seconds, server_cpu_s=cpu_seconds(pids) - before)
+                rows.append(row)
+                print(f"{clients:>3} clients: {row['rps']:,.0f} req/s, p50 {row['p50_ms']:.2f} ms, "
+                      f"p99 {row['p99_ms']:.2f} ms, {row['non_2xx']} non-200", file=sys.stderr)
+        prof = profile(instance, paths) if args.profile else None
+        generator = ("Load: `wrk -t1 -cN` (one wrk thread, N keep-alive connections), on the same 2 cores as the "
+                     "server." if use_wrk else
+                     "Load: a thread pool of N `requests.Session` clients in one Python process, on the same 2 "
+                     "cores as the server (the client, not the server, is the bottleneck).")
+        text = report(args, rows, setup_s, settings, generator, prof)
+        print(text)
+        if prof:
+            print(prof["top"])
+        if args.write:
+            write_section(text)
+
+
+if __name__ == "__main__":
+    main()
