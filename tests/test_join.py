@@ -249,6 +249,24 @@ def test_a_point_in_every_piece_of_every_grid_cell(cell_m):
     assert_same(index.assign(x, y), *brute_force(geoms, codes, x, y), x, y)
 
 
+def test_concurrent_callers_share_one_index():
+    # A web app shares one index between request threads; each call also
+    # runs its own worker threads. All must get the single-threaded answer.
+    from concurrent.futures import ThreadPoolExecutor
+
+    geoms, codes = voronoi_layout(9, 200)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(519900, 522100, 400_000)
+    y = rng.uniform(169900, 172100, 400_000)
+    expected = AreaIndex(geoms, codes).assign(x, y, threads=1)
+    index = AreaIndex(geoms, codes)  # fresh: GEOS builds its locators during the calls
+    with ThreadPoolExecutor(max_workers=4) as callers:
+        results = list(callers.map(lambda _: index.assign(x, y, threads=2), range(4)))
+    for result in results:
+        assert np.array_equal(result.index, expected.index)
+        assert np.array_equal(result.on_edge, expected.on_edge)
+
+
 def test_overlapping_polygons_follow_the_rule():
     # Not a coverage: a small square inside a big one, and a square lying
     # across the big one's edge. The rule still holds: smallest covering code.
