@@ -288,7 +288,8 @@ def report(args):
         "`threads=2`; baseline `geopandas.sjoin(points, wards, predicate=\"within\")`, one thread. "
         "Memory is the peak RSS of each case's own subprocess (`getrusage(RUSAGE_SELF).ru_maxrss` "
         "at its end), imports and the ward layer included. The machine is shared with other work "
-        "(a load average above 2 means other processes held the cores), so expect ±20 % between runs.",
+        "(a load average above 2 means other processes held the cores), so figures can move by up "
+        "to 2× between runs; ratios measured in the same run are steadier.",
         "",
         f"Index build (657 wards): {real['build_s']:.2f} s.",
         "",
