@@ -146,3 +146,26 @@ def test_no_lookup_loaded(instance):
     clear_cache()
     assert get_lookup(settings_for(instance)) is None
     assert status(instance) == {"loaded": False, "version": None}
+
+
+def test_cli_lookup_versions_and_status(runner, fixtures):
+    import json
+
+    clear_cache()
+    assert runner("postcodes", "lookup", "SW1A 1AA").exit_code == 1  # nothing loaded yet
+    assert runner("boundaries", "load", "ward", fixtures / "postcodes" / "wards.geojson").exit_code == 0
+    assert runner("postcodes", "refresh", fixtures / "postcodes" / "onspd_sample.csv").exit_code == 0
+    result = runner("postcodes", "lookup", "ec4m7an")
+    assert result.exit_code == 0
+    body = json.loads(result.output)
+    assert body["ward"]["name"] == "Cordwainer" and body["force"] == "city-of-london"
+    result = runner("postcodes", "lookup", "wc2n 9zz")
+    assert result.exit_code == 1 and json.loads(result.output)["terminated"]["year_terminated"] == 2015
+    assert runner("postcodes", "lookup", "nonsense").exit_code == 1
+    kept = json.loads(runner("postcodes", "versions", "--json").output)
+    assert [(v["version"], v["current"], v["count"], v["terminated"]) for v in kept] == [(1, True, 11, 2)]
+    clear_cache()
+    doc = json.loads(runner("status", "--json").output)["postcodes"]
+    assert (doc["version"], doc["live"], doc["ward_disagreements"]) == ("1", 9, 1)
+    assert "Postcode lookup: version 1" in runner("status").output
+    clear_cache()
