@@ -157,3 +157,35 @@ def test_an_area_page_without_or_with_a_foreign_postcode(client):
 def test_empty_query_shows_the_form(client):
     text = _text(_html(client.get("/search?q=+"), 200))
     assert "Type a London postcode" in text
+
+
+@pytest.fixture
+def onspd(runner, fixtures):
+    """The hand-written ONSPD sample (live, terminated and non-London rows) on two square test wards."""
+    assert runner("boundaries", "load", "ward", fixtures / "postcodes" / "wards.geojson").exit_code == 0
+    assert runner("postcodes", "refresh", fixtures / "postcodes" / "onspd_sample.csv").exit_code == 0
+    return create_app({"INSTANCE": str(runner.instance), "TESTING": True}).test_client()
+
+
+def test_a_terminated_postcode_names_its_end_and_the_nearest_live_one(onspd):
+    html = _html(onspd.get("/search?q=wc2n9zz"), 404)
+    text = _text(html)
+    assert "Postcode not found" in text and "WC2N 9ZZ is no longer in use (terminated 2015-06)" in text
+    assert '<a href="/search?q=WC2N+5DU">WC2N 5DU</a>' in html
+    body = onspd.get("/api/v1/postcodes/WC2N9ZZ").get_json()
+    assert body["status"] == 404 and body["error"] == "Postcode not found"
+    assert body["terminated"]["year_terminated"] == 2015 and body["terminated"]["month_terminated"] == 6
+    assert body["nearest"][0]["postcode"] == "WC2N 5DU"
+    io = onspd.get("/postcodes.io/terminated_postcodes/wc2n9zz").get_json()
+    assert io["status"] == 200 and io["result"]["postcode"] == "WC2N 9ZZ"
+    assert (io["result"]["year_terminated"], io["result"]["month_terminated"]) == (2015, 6)
+    assert onspd.get("/postcodes.io/postcodes/WC2N9ZZ").get_json() == {"status": 404, "error": "Postcode not found"}
+    assert onspd.get("/postcodes.io/postcodes/WC2N9ZZ/validate").get_json() == {"status": 200, "result": False}
+
+
+def test_outside_the_met_points_to_police_uk(onspd):
+    html = _html(onspd.get("/search?q=M1 1AE"), 200)
+    text = _text(html)
+    assert "M1 1AE is not in the Metropolitan Police area" in text
+    assert '<a href="https://www.police.uk/">police.uk</a>' in html
+    assert _forms(html)
