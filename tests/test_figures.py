@@ -71,9 +71,17 @@ def _write_crimes(path, force, rows, extra=()):
             out.writerow(row)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("figures")
+def build_city(folder, met_rows=None, hostile_names=None):
+    """Build the hand-written city in ``folder``/instance with the real loaders; return the settings.
+
+    Parameters
+    ----------
+    met_rows : list, optional
+        Rows of a Met ward-level count file to ingest too:
+        ``(MajorText, MinorText, ward code, {"2024-01": n, ...})``.
+    hostile_names : dict, optional
+        Ward code to a name to store instead (escaping tests).
+    """
     src = folder / "src"
     src.mkdir()
     wards = [({"WD22CD": code, "WD22NM": name, "LAD22CD": bc, "LAD22NM": bn}, (x0, y0, x1, y1))
@@ -105,8 +113,28 @@ def store(tmp_path_factory):
     load_boundaries(s, src / "wards.geojson", "ward", settings=settings)
     load_boundaries(s, src / "lsoas.geojson", "lsoa", settings=settings)
     load_population(s, src / "population-mid-2022.csv", settings=settings)
-    ingest_crimes(s, [src / "2024-met-street.csv", src / "2024-city-street.csv"], settings=settings)
-    return open_store(settings, readonly=True)
+    files = [src / "2024-met-street.csv", src / "2024-city-street.csv"]
+    if met_rows:
+        months = sorted({m for *_rest, cells in met_rows for m in cells})
+        with open(src / "mps-ward.csv", "w", newline="", encoding="utf-8") as f:
+            out = csv.writer(f)
+            out.writerow(["MajorText", "MinorText", "WardName", "WardCode", "LookUp_BoroughName",
+                          *[m.replace("-", "") for m in months]])
+            for major, minor, ward, cells in met_rows:
+                out.writerow([major, minor, WARDS[ward][0], ward, WARDS[ward][2], *[cells.get(m, 0) for m in months]])
+        files.append(src / "mps-ward.csv")
+    ingest_crimes(s, files, settings=settings)
+    if hostile_names:
+        with s.writer() as writer:
+            for code, name in hostile_names.items():
+                writer.conn.execute("UPDATE areas SET name = ? WHERE code = ?", (name, code))
+            writer.changed = True
+    return settings
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return open_store(build_city(tmp_path_factory.mktemp("figures")), readonly=True)
 
 
 def _by_code(frame, column):
@@ -157,7 +185,8 @@ def test_no_data_is_not_zero(store):
     assert not _by_code(burglary, "no_data")["E05900001"]
     nothing = figures.area_figures(store, "ward", ["2023-06"])
     assert set(_by_code(nothing, "count").values()) == {None}
-    assert nothing.attrs["london"] == {"count": None, "population": None, "rate_per_1000": None}
+    assert nothing.attrs["london"] == {"count": None, "population": None, "rate_per_1000": None, "rate_ci": None,
+                                       "areas": 0}
 
 
 def test_partial_periods_say_how_many_months_have_data(store):
