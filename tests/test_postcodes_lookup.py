@@ -169,3 +169,24 @@ def test_cli_lookup_versions_and_status(runner, fixtures):
     assert (doc["version"], doc["live"], doc["ward_disagreements"]) == ("1", 9, 1)
     assert "Postcode lookup: version 1" in runner("status").output
     clear_cache()
+
+
+def test_size_caps_come_from_each_callers_settings(loaded):
+    settings, store, lookup = loaded
+    capped = get_lookup({**settings, "POSTCODES_NEAREST_MAX": 2, "POSTCODES_AUTOCOMPLETE_MAX": 1}, store)
+    assert len(capped.nearest(51.508369, -0.120969, limit=10, radius_m=1500)) == 2
+    assert capped.autocomplete("se1", 10) == ["SE1 7ZA"]
+    assert len(get_lookup(settings, store).nearest(51.508369, -0.120969, limit=10, radius_m=1500)) == 4
+    assert capped.areas is get_lookup(settings, store).areas  # one join, shared
+
+
+def test_onspd_row_without_latitude_gets_it_from_the_grid_reference(tmp_path):
+    from crimemap.crs import bng_to_lonlat
+    from crimemap.postcodes.sources import read_source
+
+    path = tmp_path / "onspd.csv"
+    path.write_text("pcds,doterm,oslaua,osward,oseast1m,osnrth1m,ctry,lat,long\n"
+                    "SE1 9GF,,E09000022,E05990102,531500,180400,E92000001,,\n", encoding="ascii")
+    columns, _, _ = read_source(path)
+    lon, lat = bng_to_lonlat(531500, 180400)
+    assert columns["latitude"][0] == pytest.approx(float(lat)) and columns["longitude"][0] == pytest.approx(float(lon))

@@ -61,7 +61,8 @@ class LookupAreas:
 
     @property
     def nbytes(self):
-        return int(sum(a.nbytes for a in self.index.values() if a is not None))
+        unique = {id(a): a for a in self.index.values() if a is not None}  # SNT may share the ward array
+        return int(sum(a.nbytes for a in unique.values()))
 
     @classmethod
     def build(cls, lookup, store, cell_m=50.0, data_version=None):
@@ -108,7 +109,10 @@ class LookupAreas:
             info = [{"code": c, "name": n} for c, n in zip(areas["code"], areas["name"].fillna(areas["code"]))]
             forces = areas["force"].fillna(MET).tolist()
             borough_of = list(zip(areas["borough_code"].tolist(), areas["borough_name"].tolist()))
-            joined[layer["id"]] = (result.index, info, forces, borough_of)
+            # int16 when it fits: two bytes per postcode per layer (2.6 million
+            # postcodes x 3 layers in ~16 MB instead of 31 MB per process).
+            positions = result.index.astype(np.int16) if len(info) < 2**15 else result.index
+            joined[layer["id"]] = (positions, info, forces, borough_of)
             self.index[level], self.info[level], self.force[level], self.borough_of[level] = joined[layer["id"]]
         self.disagreements = self._cross_check(lookup)
         self._prepare()

@@ -69,10 +69,8 @@ class PostcodeLookup:
         self.live = int(self.meta["live"])
         self.terminated_count = int(self.meta["terminated"])
         self.layouts = self.meta.get("layouts", [])
-        self.nearest_max = int(settings.get("POSTCODES_NEAREST_MAX", 100))
-        self.radius_max_m = float(settings.get("POSTCODES_RADIUS_MAX_M", 2000))
-        self.autocomplete_max = int(settings.get("POSTCODES_AUTOCOMPLETE_MAX", 100))
-        self.suggestions = int(settings.get("POSTCODES_SUGGESTIONS", 5))
+        self.caps = _caps(settings)
+        self.nearest_max, self.radius_max_m, self.autocomplete_max, self.suggestions = self.caps
 
         def load(name):
             # np.asarray drops the memmap subclass: plain ndarray indexing is
@@ -277,10 +275,12 @@ class PostcodeLookup:
                 names = [self._tables[field][v] for v in values[np.argsort(-counts, kind="stable")]]
                 return [n for n in names if n]
 
-            mean = (lambda a: float(np.mean(a[placed])) if len(placed) else None)
-            cached = {"outcode": canonical, "latitude": mean(self._lat), "longitude": mean(self._lon),
-                      "eastings": None if not len(placed) else round(mean(self._east)),
-                      "northings": None if not len(placed) else round(mean(self._north)),
+            def mean(values, digits):
+                return round(float(np.mean(values[placed])), digits) if len(placed) else None
+
+            cached = {"outcode": canonical, "latitude": mean(self._lat, 6), "longitude": mean(self._lon, 6),
+                      "eastings": None if not len(placed) else round(mean(self._east, 1)),
+                      "northings": None if not len(placed) else round(mean(self._north, 1)),
                       "postcodes": int(len(live)), "terminated": int(len(rows) - len(live)),
                       "admin_district": ranked("district_code"), "admin_ward": ranked("ward_code")}
             self._outcode_cache[position] = cached
@@ -378,6 +378,14 @@ class PostcodeLookup:
 
     # ------------------------------------------------------------- areas
 
+    def with_caps(self, caps):
+        """A view of this lookup that shares its columns and answers with other size caps."""
+        view = object.__new__(PostcodeLookup)
+        view.__dict__.update(self.__dict__)
+        view.caps = caps
+        view.nearest_max, view.radius_max_m, view.autocomplete_max, view.suggestions = caps
+        return view
+
     def with_areas(self, areas):
         """A view of this lookup that shares its columns and knows ``areas``."""
         view = object.__new__(PostcodeLookup)
@@ -404,6 +412,12 @@ class PostcodeLookup:
 # ----------------------------------------------------------------- cache
 
 
+def _caps(settings):
+    """The size caps a lookup answers with, from settings (defaults as in crimemap.config)."""
+    return (int(settings.get("POSTCODES_NEAREST_MAX", 100)), float(settings.get("POSTCODES_RADIUS_MAX_M", 2000)),
+            int(settings.get("POSTCODES_AUTOCOMPLETE_MAX", 100)), int(settings.get("POSTCODES_SUGGESTIONS", 5)))
+
+
 class _Entry:
     def __init__(self, store=None):
         # The store itself is held so that its id() in the cache key cannot
@@ -416,6 +430,7 @@ class _Entry:
         self.data_version = None
         self.data_checked_at = -math.inf
         self.bound = None  # the base with areas for self.data_version
+        self.views = {}  # (id of base or bound, caps) -> a view with those caps
 
 
 _CACHE = {}
@@ -484,7 +499,7 @@ def get_lookup(settings, store=None):
     if base is None:
         return None
     if store is None:
-        return base
+        return _with_caps(entry, base, settings)
     if now - entry.data_checked_at >= recheck or entry.bound is None or entry.bound.version != base.version:
         with entry.lock:
             data_version = store.data_version()
@@ -497,7 +512,23 @@ def get_lookup(settings, store=None):
                 entry.bound = base.with_areas(areas)
                 entry.data_version = data_version
             entry.data_checked_at = time.monotonic()
-    return entry.bound
+    return _with_caps(entry, entry.bound, settings)
+
+
+def _with_caps(entry, lookup, settings):
+    # Callers with different settings (the web app, the status document)
+    # share one cache entry, each seeing its own caps.
+    caps = _caps(settings)
+    if caps == lookup.caps:
+        return lookup
+    key = (id(lookup), caps)
+    view = entry.views.get(key)
+    if view is None:
+        if len(entry.views) > 16:
+            entry.views.clear()
+        # The view holds the lookup, so its id cannot be reused while cached.
+        view = entry.views[key] = lookup.with_caps(caps)
+    return view
 
 
 def _load_base(entry, folder, settings, pointer):

@@ -348,6 +348,12 @@ def _chunk_arrays(chunk, layout, mapping, first_line_no, entry, max_examples):
             glon, glat = bng_to_lonlat(east[need], north[need])
             lon[need], lat[need] = glon, glat
     else:
+        placed = ~(np.isnan(east) | np.isnan(north)) & ~np.isin(codes["country_code"],
+                                                               layout.get("irish_grid_countries", []))
+        need = (np.isnan(lat) | np.isnan(lon)) & placed
+        if need.any():
+            glon, glat = bng_to_lonlat(east[need], north[need])
+            lon[need], lat[need] = glon, glat
         # ONSPD grid references of Northern Ireland are Irish Grid, not British
         # National Grid: derive BNG from latitude/longitude there, and wherever
         # the file gives no grid reference.
