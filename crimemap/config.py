@@ -25,6 +25,19 @@ DEFAULTS = {
     # The date range a query may span, in months (default and maximum).
     "QUERY_MONTHS_DEFAULT": 12,
     "QUERY_MONTHS_MAX": 120,
+    # Counts under this many crimes are flagged ``small_count``: rates and %
+    # changes from them are unreliable (docs/uncertainty.md).
+    "SMALL_COUNT": 20,
+    # Classes that classify=quantiles|natural-breaks use (the query's k),
+    # default and maximum.
+    "CLASSIFY_K_DEFAULT": 5,
+    "CLASSIFY_K_MAX": 9,
+    # Progress against a target on area summaries: the baseline ("2012/13" is
+    # the financial year April 2012 to March 2013, "2012" a calendar year,
+    # "2012-04/2013-03" any span) and the change aimed for, in percent. An
+    # empty baseline turns targets off.
+    "TARGET_BASELINE_YEAR": "2012/13",
+    "TARGET_PCT": -20.0,
     # Label every page as synthetic demo data.
     "DEMO": False,
     # Base map tiles for the maps, a Leaflet URL template such as

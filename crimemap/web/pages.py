@@ -40,20 +40,25 @@ def _area_url(level, code):
     return url_for("pages.area", level=level, code=code)
 
 
-def _crime_options():
-    return [(fig.ALL_CRIME, fig.crime_label(fig.ALL_CRIME)), (fig.MOPAC7, fig.crime_label(fig.MOPAC7))] + \
+def _crime_options(store):
+    """Totals, police.uk categories, then the Met's major types when their tables are loaded."""
+    cat = fig.catalog(store)
+    loaded = cat.type_sources()
+    options = [(fig.ALL_CRIME, fig.crime_label(fig.ALL_CRIME)), (fig.MOPAC7, fig.crime_label(fig.MOPAC7))] + \
         [(slug, label) for slug, label in fig.category_labels().items()]
+    options += [(t.id, f"{t.label} (Met)") for t in cat.registry() if t.kind == "met-major" and loaded.get(t.id)]
+    return options
 
 
 @bp.get("/")
 def index():
     """The London map: areas shaded against the London average, with a data table."""
     level = _choice("level", "borough", fig.LEVELS)
-    crime = _choice("crime", fig.ALL_CRIME, [slug for slug, _ in _crime_options()])
     store = get_store()
+    crime = _choice("crime", fig.ALL_CRIME, fig.catalog(store).registry().ids())
     months = fig.latest_months(store, PERIOD_MONTHS)
     context = {"level": level, "crime": crime, "crime_label": fig.crime_label(crime), "months": months,
-               "levels": LEVEL_NAMES, "crime_options": _crime_options(), "mopac7": fig.MOPAC7_POINT_CATEGORIES}
+               "levels": LEVEL_NAMES, "crime_options": _crime_options(store), "mopac7": fig.MOPAC7_POINT_CATEGORIES}
     if store.layer(level) is None or not months:
         return render_template("index.html", empty=True, **context)
     figures = fig.area_figures(store, level, months, crime)
@@ -62,7 +67,8 @@ def index():
     return render_template("index.html", empty=False, map=maps.render_map(fmap), legend=maps.legend(figures),
                            rows=maps.table_rows(figures), london=figures.attrs["london"],
                            layer=figures.attrs["layer"], population_year=figures.attrs["population_year"],
-                           tile_url=tile_url, fmt_count=maps.fmt_count, fmt_rate=maps.fmt_rate, **context)
+                           approximate=figures.attrs["approximate"], tile_url=tile_url, fmt_count=maps.fmt_count,
+                           fmt_rate=maps.fmt_rate, **context)
 
 
 @bp.get("/area/<level>/<code>")
@@ -88,7 +94,8 @@ def area(level, code):
         marked=marked, by_type=by_type.to_dict("records"), london=figures.attrs["london"], band=maps.band_text(row),
         map=maps.render_map(fmap), legend=maps.legend(figures), wards=wards, tile_url=tile_url,
         layer=figures.attrs["layer"], population_year=figures.attrs["population_year"],
-        mopac7=fig.MOPAC7_POINT_CATEGORIES, fmt_count=maps.fmt_count, fmt_rate=maps.fmt_rate, fmt_pct=maps.fmt_pct)
+        mopac7=fig.MOPAC7_POINT_CATEGORIES, source=by_type.attrs["source"], fmt_count=maps.fmt_count,
+        fmt_rate=maps.fmt_rate, fmt_pct=maps.fmt_pct)
 
 
 @bp.get("/search")
