@@ -98,3 +98,22 @@ def test_by_type_lists_met_majors_with_their_minors(store):
     assert by["all-crime"]["london_pct_change"] == pytest.approx(100 / 7)
     # Small counts carry the caveat.
     assert by["met-burglary"]["small_count"] and "could be chance" in by["met-burglary"]["caveat"]
+
+
+def test_threads_share_the_month_cache(store, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import crimemap.figures.sources as sources
+
+    monkeypatch.setattr(sources, "_MONTHS_CACHED", 1)  # evict all the time
+    periods = [BOTH, ["2024-01"], ["2024-02"]]
+    expected = [figures.area_figures(store, "ward", p, "met-burglary", with_geometry=False).attrs["london"]["count"]
+                for p in periods]
+
+    def run(i):
+        return figures.area_figures(store, "ward", periods[i % 3], "met-burglary",
+                                    with_geometry=False).attrs["london"]["count"]
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(run, range(30))) == [expected[i % 3] for i in range(30)]
+    assert expected == [3, 2, 1]

@@ -20,6 +20,7 @@ A pure core module; it reads the store through its read API.
 """
 
 import json
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ MET_MATCH_MIN = 0.9
 
 _CACHE = {}
 _CACHE_MAX = 8
+# Server threads share the caches below; one lock keeps their bookkeeping whole.
+_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -151,12 +154,14 @@ def catalog(store):
     """The :class:`Catalog` of a store, cached per data version."""
     version = str(store.data_version())
     key = (getattr(store, "path", id(store)), version)
-    found = _CACHE.get(key)
+    with _LOCK:
+        found = _CACHE.get(key)
     if found is None:
         found = _read_catalog(store, version)
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = found
+        with _LOCK:
+            while len(_CACHE) >= _CACHE_MAX:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = found
     return found
 
 
@@ -280,24 +285,29 @@ def _met_table(store, table_level, months):
     """Rows of a Met table for some months (columns :data:`_TABLE_COLUMNS`, text as categoricals)."""
     version = str(store.data_version())
     base = (getattr(store, "path", id(store)), version, table_level)
-    missing = [m for m in months if base + (m,) not in _MONTHS]
+    found = {}
+    with _LOCK:
+        for month in months:
+            if base + (month,) in _MONTHS:
+                _MONTHS.move_to_end(base + (month,))
+                found[month] = _MONTHS[base + (month,)]
+    missing = [m for m in months if m not in found]
     if missing:
         fresh = store.area_counts(table_level, months=missing)
         fresh = fresh.assign(borough_code=fresh["borough_code"].fillna(""))[_TABLE_COLUMNS]
         parts = dict(tuple(fresh.groupby("month", sort=False)))
         for month in missing:
-            part = parts.get(month, fresh.iloc[:0])
-            frame = part.reset_index(drop=True)
+            frame = parts.get(month, fresh.iloc[:0]).reset_index(drop=True)
             for column in ("code", "borough_code", "major", "minor", "month"):
                 # As str first, so an empty month's categories have the same dtype as the others.
                 frame[column] = frame[column].astype(str).astype("category")
-            _MONTHS[base + (month,)] = frame
+            found[month] = frame
+        with _LOCK:
+            for month in missing:
+                _MONTHS[base + (month,)] = found[month]
             while len(_MONTHS) > _MONTHS_CACHED:
                 _MONTHS.popitem(last=False)
-    frames = []
-    for month in months:
-        _MONTHS.move_to_end(base + (month,))
-        frames.append(_MONTHS[base + (month,)])
+    frames = [found[month] for month in months]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="int64") if c == "n" else pd.Series([], dtype=object).astype(str)
                              .astype("category") for c in _TABLE_COLUMNS})
