@@ -244,7 +244,8 @@ def choropleth_csv(figures, attrs, data_as_of=None):
     classification = doc["classification"]
     meta = [f"crimemap: {doc['crime']['label']} by {doc['level']}, {_period_text(doc['period'])}",
             f"Source: {doc['source'] or 'none'}; boundaries: {doc['layer']['level']} {doc['layer']['vintage']}; "
-            f"residents: {doc['population_year'] or 'none loaded'} estimates",
+            + (f"residents: {doc['population_year']} estimates" if doc["population_year"] else
+               "residents: none loaded"),
             _london_text(doc["london"]),
             f"Bands: {classification['scheme']}, breaks (rate per 1,000) "
             f"{', '.join(f'{b:.4g}' for b in classification['breaks']) or 'none'}",

@@ -95,7 +95,7 @@ def crime_types():
     body["sources"] = [{"feed": feed, "first": months[0], "last": months[-1], "months": len(months)}
                        for feed, months in sorted(cat.feeds.items()) if months]
     body["data_version"] = cat.data_version
-    return jsonify(body)
+    return Response(downloads.dumps(body), mimetype="application/json")  # in listing order, not sorted
 
 
 @bp.get("/choropleth")
