@@ -72,3 +72,29 @@ def settings_for(instance, **overrides):
     from crimemap.config import load_settings
 
     return load_settings(instance=instance, overrides=overrides, environ={})
+
+
+@pytest.fixture(scope="session")
+def api_2018(tmp_path_factory):
+    """The real 2018 instance, loaded once per run and shared read-only.
+
+    lad22 boroughs, 2018 wards, 2011 LSOAs with the mid-2020 population, and
+    the three police.uk API months (2018-03 to 2018-05). Tests must not write
+    to it.
+    """
+    from types import SimpleNamespace
+
+    from crimemap.ingest import ingest_crimes, load_boundaries
+    from crimemap.population import load_population
+    from crimemap.store import open_store
+
+    instance = tmp_path_factory.mktemp("api2018") / "instance"
+    settings = settings_for(instance)
+    store = open_store(settings)
+    load_boundaries(store, _need_shared("boundaries/london-2021-lad22-gen20.shp"), "borough", settings=settings)
+    load_boundaries(store, _need_shared("boundaries/London-wards-2018/London_Ward.shp"), "ward", settings=settings)
+    load_boundaries(store, _need_shared("boundaries/london-2011-lsoa-gen20.shp"), "lsoa", settings=settings)
+    load_population(store, _need_shared("population/london-mid2020-lsoa11-pop.csv"), settings=settings)
+    files = sorted(_need_shared("crime/police_uk_api_partial").glob("*.jsonl.gz"))
+    report = ingest_crimes(store, files, settings=settings)
+    return SimpleNamespace(instance=instance, settings=settings, store=store, report=report, files=files)

@@ -20,9 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crimemap.attribution import ATTRIBUTION
-from crimemap.store import open_store
 from crimemap.web import create_app
-from tests.conftest import _need_shared, settings_for
+from tests.conftest import _need_shared
 from tests.test_figures_months import PHASES
 
 API = "crime/police_uk_api_partial"
@@ -37,19 +36,8 @@ RULE = [(0.5, "much-lower"), (0.8, "lower"), (1.25, "around"), (2.0, "higher"), 
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    from crimemap.ingest import ingest_crimes, load_boundaries
-    from crimemap.population import load_population
-
-    instance = tmp_path_factory.mktemp("choropleth") / "instance"
-    settings = settings_for(instance)
-    store = open_store(settings)
-    load_boundaries(store, _need_shared(LAD22), "borough", settings=settings)
-    load_boundaries(store, _need_shared(WARDS_2018), "ward", settings=settings)
-    load_boundaries(store, _need_shared(LSOA11), "lsoa", settings=settings)
-    load_population(store, _need_shared(POP), settings=settings)
-    report = ingest_crimes(store, sorted(_need_shared(API).glob("*.jsonl.gz")), settings=settings)
-    return instance, report
+def loaded(api_2018):
+    return api_2018.instance, api_2018.report
 
 
 @pytest.fixture(scope="module")

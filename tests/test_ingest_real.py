@@ -8,8 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crimemap.store import open_store
-from tests.conftest import settings_for
 
 CITY = "crime/police_uk/city-of-london"
 API = "crime/police_uk_api_partial"
@@ -48,21 +46,9 @@ def test_city_of_london_status_counts(runner, need_shared):
     assert "Rows read 18,434" in result.output
 
 
-@pytest.fixture(scope="module")
-def api_instance(tmp_path_factory):
-    """lad22 boroughs + 2018 wards + the three police.uk API months, loaded once."""
-    from tests.conftest import _need_shared
-
-    from crimemap.ingest import ingest_crimes, load_boundaries
-
-    instance = tmp_path_factory.mktemp("api") / "instance"
-    settings = settings_for(instance)
-    store = open_store(settings)
-    load_boundaries(store, _need_shared(LAD22), "borough", settings=settings)
-    load_boundaries(store, _need_shared(WARDS_2018), "ward", settings=settings)
-    files = sorted(_need_shared(API).glob("*.jsonl.gz"))
-    report = ingest_crimes(store, files, settings=settings)
-    return store, report, files
+@pytest.fixture
+def api_instance(api_2018):
+    return api_2018.store, api_2018.report, api_2018.files
 
 
 def _api_points(path):
