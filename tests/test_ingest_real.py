@@ -105,3 +105,14 @@ def test_every_location_joined_to_every_layer(api_instance):
         placed = store.locations_of_layer(layer["id"])
         assert placed["code"].notna().sum() > 0
         assert not placed["on_edge"].isna().any(), "a location was not joined to a layer"
+
+
+def test_invalid_polygons_in_the_2014_shapefile_are_repaired_and_reported(runner, need_shared):
+    result = runner("boundaries", "load", "ward", need_shared("boundaries/London-wards-2014/London_Ward.shp"))
+    assert result.exit_code == 0, result.output
+    repaired = [line for line in result.output.splitlines() if line.strip().startswith("repaired ")]
+    assert [line.split()[1] for line in repaired] == ["E05009392", "E05009400"]
+    assert all("Self-intersection" in line for line in repaired)
+    assert "British National Grid recognised" in result.output
+    status = json.loads(runner("status", "--json").output)
+    assert status["layers"][0]["repairs"] == 2 and status["layers"][0]["areas"] == 654
