@@ -13,12 +13,14 @@ from crimemap import figures as fig
 from crimemap.classify import check_scheme
 from crimemap.crimetypes import ALL_CRIME, listing
 from crimemap.errors import BadQuery
-from crimemap.web import get_store
+from crimemap.web import get_store, maps
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 SUMMARY_TABLES = ("by_type", "monthly", "neighbours")
-GEOMETRY = ("full", "none")
+# web: simplified as a coverage (WEB_SIMPLIFY_M) at 5 decimals; full: the
+# loaded polygons unsimplified; none: figures only.
+GEOMETRY = ("web", "full", "none")
 
 
 @bp.after_request
@@ -107,16 +109,18 @@ def choropleth():
     crime = _crime(cat)
     scheme, k = _scheme()
     fmt = _format()
-    geometry = _arg("geometry", "full", GEOMETRY)
+    geometry = _arg("geometry", "web", GEOMETRY)
     months = _period(cat)
-    figures = fig.area_figures(store, level, months, crime, vintage=_vintage(), with_geometry=geometry == "full",
+    figures = fig.area_figures(store, level, months, crime, vintage=_vintage(), with_geometry=geometry != "none",
                                scheme=scheme, k=k, small_count=_settings("SMALL_COUNT"))
+    if geometry == "web" and fmt != "csv":
+        figures = maps.with_web_geometry(figures, store, current_app.config)
     attrs = figures.attrs
     name = ("choropleth", level, crime, _period_name(months), f"v{attrs['data_version']}")
     if fmt == "csv":
         text = downloads.choropleth_csv(figures, attrs, cat.latest)
         return _download(text, "text/csv", downloads.filename(*name, ext="csv"))
-    body = downloads.choropleth_geojson(figures, attrs, cat.latest, geometry=geometry == "full")
+    body = downloads.choropleth_geojson(figures, attrs, cat.latest, geometry=geometry != "none")
     if fmt == "geojson":
         return _download(body, "application/geo+json", downloads.filename(*name, ext="geojson"))
     return Response(body, mimetype="application/geo+json")

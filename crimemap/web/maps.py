@@ -9,6 +9,8 @@ folium inserts feature properties into tooltips and popups as raw HTML, so
 every text that reaches one is escaped here with :func:`markupsafe.escape`.
 """
 
+from pathlib import Path
+
 import folium
 import numpy as np
 import shapely
@@ -17,6 +19,7 @@ from markupsafe import Markup, escape
 
 from crimemap.crs import to_wgs84
 from crimemap.figures import BANDS, MET
+from crimemap.webgeom import CACHE_FOLDER, web_geometry
 
 LEAFLET_VERSION = "1.9.3"
 # folium asset name -> file under static/.
@@ -222,8 +225,25 @@ def _popup(row, url):
     return f"{_tooltip(row)}<br><a href=\"{escape(url)}\">Open the area page</a>"
 
 
+def with_web_geometry(figures, store, config):
+    """``figures`` with the layer's cached web geometry (EPSG:4326, see :mod:`crimemap.webgeom`).
+
+    The layer is simplified as one coverage, so neighbours keep their shared
+    edges; ``WEB_SIMPLIFY_M`` sets the tolerance.
+    """
+    info = figures.attrs["layer"]
+    layer = store.layer(info["level"], info["vintage"])
+    shapes = web_geometry(figures[["code", "geometry"]], layer, config["WEB_SIMPLIFY_M"],
+                          Path(config["INSTANCE"]) / CACHE_FOLDER)
+    out = figures.set_geometry(shapes.loc[figures["code"].to_numpy()].to_numpy(), crs=shapes.crs)
+    out.attrs = figures.attrs
+    return out
+
+
 def _web_geometry(gdf):
     """EPSG:4326 geometry, simplified and rounded to what a screen can show."""
+    if gdf.crs is not None and gdf.crs.to_epsg() == 4326:
+        return gdf  # already prepared by with_web_geometry
     simplified = gdf.set_geometry(gdf.geometry.simplify(SIMPLIFY_M, preserve_topology=True))
     web = to_wgs84(simplified)
     return web.set_geometry(shapely.transform(web.geometry.to_numpy(), lambda c: np.round(c, DECIMALS)))

@@ -61,7 +61,7 @@ def index():
                "levels": LEVEL_NAMES, "crime_options": _crime_options(store), "mopac7": fig.MOPAC7_POINT_CATEGORIES}
     if store.layer(level) is None or not months:
         return render_template("index.html", empty=True, **context)
-    figures = fig.area_figures(store, level, months, crime)
+    figures = maps.with_web_geometry(fig.area_figures(store, level, months, crime), store, current_app.config)
     tile_url, tile_attribution = _tiles()
     fmap = maps.choropleth(figures, _area_url, tile_url, tile_attribution)
     return render_template("index.html", empty=False, map=maps.render_map(fmap), legend=maps.legend(figures),
