@@ -1,0 +1,145 @@
+"""The London map in a real browser: headless Chromium against a live `crimemap serve --demo`, offline.
+
+Chromium runs with its network features off and reaches only 127.0.0.1, so a
+map that needed a CDN would draw nothing here. ``--dump-dom`` gives the page
+after Leaflet has drawn it (``--virtual-time-budget`` lets the scripts run);
+``--screenshot`` gives the picture. Without Chromium the tests skip, except
+under ``CI=true`` where they fail (.ci/run installs it).
+
+Set ``CRIMEMAP_UPDATE_SCREENSHOTS=1`` to write the screenshots to
+``docs/screenshots/`` (the README and docs show them); otherwise they go to
+the test's temporary folder, so a test run never changes the repository.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+         "--virtual-time-budget=5000"]
+AREA_PATH = re.compile(r'<path\b[^>]*\bclass="leaflet-interactive"[^>]*>')
+FILL = re.compile(r'\bfill="([^"]*)"')
+
+pytestmark = pytest.mark.slow
+
+
+def _need_chromium():
+    if CHROMIUM is None:
+        message = "chromium not installed (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: failing instead of skipping)")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The base URL of a live demo server on loopback."""
+    _need_chromium()
+    folder = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crimemap", "--instance", str(folder / "instance"), "serve", "--demo",
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                requests.get(base + "/api/v1/status", timeout=5).raise_for_status()
+                break
+            except requests.ConnectionError:
+                if proc.poll() is not None:
+                    pytest.fail(f"server exited: {proc.stdout.read()}")
+                if time.monotonic() > deadline:
+                    pytest.fail("server did not answer within 120 s")
+                time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """Run headless Chromium with a throwaway profile: ``chromium(url, "--dump-dom")``."""
+    binary = _need_chromium()
+
+    def run(url, *args):
+        result = subprocess.run([binary, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args, url],
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    return run
+
+
+def _features(server, level):
+    return requests.get(f"{server}/api/v1/choropleth?level={level}&geometry=none", timeout=30).json()["features"]
+
+
+def _areas(server, level):
+    return [f["id"] for f in _features(server, level)]
+
+
+def _fills(dom):
+    return [FILL.search(tag).group(1) for tag in AREA_PATH.findall(dom)]
+
+
+@pytest.mark.parametrize("level", ["borough", "ward"])
+def test_map_draws_every_area_with_legend_and_table(server, chromium, level):
+    codes = _areas(server, level)
+    dom = chromium(f"{server}/?level={level}", "--dump-dom")
+    fills = _fills(dom)
+    assert len(fills) >= len(codes) > 0  # Leaflet drew a path per area (a multipolygon is still one path)
+    assert all(fill.startswith("#") or fill.startswith("url(#cm-hatch)") for fill in fills)
+    legend = dom[dom.index('class="legend-inline"'):]
+    legend = legend[:legend.index("</ul>")]
+    for label in ("Much lower", "Lower", "Around average", "Higher", "Much higher", "No data"):
+        assert f"</span>{label}</li>" in legend
+    table = dom[dom.index('<table class="figures" id="figures">'):]
+    table = table[:table.index("</table>")]
+    assert sorted(re.findall(r'<tr data-code="([^"]+)"', table)) == sorted(codes)
+
+
+def test_changing_the_crime_type_changes_the_shading(server, chromium):
+    everything = _fills(chromium(f"{server}/?crime=all-crime", "--dump-dom"))
+    burglary = _fills(chromium(f"{server}/?crime=burglary", "--dump-dom"))
+    assert len(everything) == len(burglary) >= len(_areas(server, "borough"))
+    assert everything != burglary
+
+
+def test_screenshots(server, chromium, tmp_path):
+    folder = SCREENSHOTS if os.environ.get("CRIMEMAP_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    # A Met borough: the City of London is the exception, not the typical area page.
+    borough = next(f["id"] for f in _features(server, "borough") if f["properties"]["force"] == "metropolitan")
+    shots = {"london-map.png": "/", "area-page.png": f"/area/borough/{borough}", "ward-map.png": "/?level=ward"}
+    for name, path in shots.items():
+        target = folder / name
+        target.unlink(missing_ok=True)
+        chromium(server + path, "--window-size=1280,900", f"--screenshot={target}")
+        data = target.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        # A blank or error page compresses to a few KB; a drawn map with a table does not.
+        assert len(data) > 40_000, (name, len(data))
