@@ -31,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+import _results  # noqa: E402 - bench/ is on sys.path when a bench runs as a script
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 WARDS = DATA / "boundaries" / "London-wards-2018" / "London_Ward.shp"
 LSOAS = DATA / "boundaries" / "london-2021-lsoa-gen20.shp"
 API = DATA / "crime" / "police_uk_api_partial"
 CHUNK = 1_000_000  # synthetic points generated and joined per chunk
-RESULTS = REPO / "bench" / "RESULTS.md"
 
 
 # ------------------------------------------------------------------ helpers
@@ -353,20 +354,9 @@ def report(args):
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        write_section(text)
+        _results.write_section("## Spatial join", text)
 
 
-def write_section(section):
-    """Replace (or append) the "## Spatial join" section of bench/RESULTS.md."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find("## Spatial join")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + section
-    else:
-        end = old.find("\n## ", start + 1)
-        tail = "" if end < 0 else old[end + 1:]
-        new = old[:start] + section + ("\n" + tail if tail else "")
-    RESULTS.write_text(new, encoding="utf-8")
 
 
 def main():

@@ -28,9 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import _results  # noqa: E402 - bench/ is on sys.path when a bench runs as a script
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
-RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Page weight"
 PERIOD = "from=2018-03&to=2018-05"
 LEVELS = ("borough", "ward")
@@ -135,16 +136,6 @@ def render(rows, counts, load_s, repeat, elapsed, load_at_start):
     return "\n".join(lines)
 
 
-def write_section(section):
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + section
-    else:
-        end = old.find("\n## ", start + 1)
-        tail = "" if end < 0 else old[end + 1:]
-        new = old[:start] + section + ("\n" + tail if tail else "")
-    RESULTS.write_text(new, encoding="utf-8")
 
 
 def main():
@@ -160,7 +151,7 @@ def main():
     section = render(rows, counts, load_s, args.repeat, time.perf_counter() - start, load_at_start)
     print(section)
     if args.write:
-        write_section(section)
+        _results.write_section(SECTION, section)
 
 
 if __name__ == "__main__":

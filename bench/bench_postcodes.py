@@ -31,12 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import _results  # noqa: E402 - bench/ is on sys.path when a bench runs as a script
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 POSTCODES = DATA / "postcodes" / "codepoint_open_2025-10_london.csv.gz"
 WARDS = DATA / "boundaries" / "london-wards-2022-approx.gpkg"
 BOROUGHS = DATA / "boundaries" / "london-2021-lad22-gen20.shp"
-RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Postcode lookup (in-process)"
 LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 
@@ -229,16 +230,6 @@ def render(results, elapsed):
     return "\n".join(lines)
 
 
-def write_section(section):
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + section
-    else:
-        end = old.find("\n## ", start + 1)
-        tail = "" if end < 0 else old[end + 1:]
-        new = old[:start] + section + ("\n" + tail if tail else "")
-    RESULTS.write_text(new, encoding="utf-8")
 
 
 def main():
@@ -259,7 +250,7 @@ def main():
     section = render(results, time.perf_counter() - start)
     print(section)
     if args.write:
-        write_section(section)
+        _results.write_section(SECTION, section)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import cProfile
 import datetime
 import gzip
 import io
-import json
 import os
 import platform
 import pstats
@@ -49,12 +48,13 @@ import threading
 import time
 from pathlib import Path
 
+import _results  # noqa: E402 - bench/ is on sys.path when a bench runs as a script
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 WARDS = DATA / "boundaries" / "london-wards-2022-approx.gpkg"
 BOROUGHS = DATA / "boundaries" / "london-2021-lad22-gen20.shp"
 POSTCODES = DATA / "postcodes" / "codepoint_open_2025-10_london.csv.gz"
-RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Postcode lookup (HTTP)"
 LEVELS = (1, 10, 50)
 SAMPLE = 2000
@@ -330,17 +330,6 @@ def report(args, rows, setup_s, settings, generator, prof):
     return "\n".join(lines) + "\n"
 
 
-def write_section(section):
-    """Replace (or append) this benchmark's section of bench/RESULTS.md."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + section
-    else:
-        end = old.find("\n## ", start + 1)
-        tail = "" if end < 0 else old[end + 1:]
-        new = old[:start] + section + ("\n" + tail if tail else "")
-    RESULTS.write_text(new, encoding="utf-8")
 
 
 def main():
@@ -407,7 +396,7 @@ def main():
         if prof:
             print(prof["top"])
         if args.write:
-            write_section(text)
+            _results.write_section(SECTION, text)
 
 
 if __name__ == "__main__":
