@@ -1,0 +1,692 @@
+"""Benchmark: crimemap ingest (read + join + store) against a plain geopandas pipeline.
+
+Run from the repository root::
+
+    python bench/bench_ingest.py            # full run, ~6-8 minutes on 2 cores
+    python bench/bench_ingest.py --quick    # smaller synthetic inputs, ~1-2 minutes
+    python bench/bench_ingest.py --write    # full run, then rewrite "Ingest (read + join + store)"
+                                            # in bench/RESULTS.md
+    python bench/bench_ingest.py --quick --profile   # also print cProfile's top functions of each ingest
+
+Inputs:
+
+- real: the three police.uk API JSON Lines files (``crime/police_uk_api_partial``),
+  191,699 crimes snapped to far fewer map points, against the 657 wards of 2018
+  and the 33 lad22 boroughs;
+- synthetic: 1M and 10M rows written as a police.uk street CSV (a temporary file),
+  with distinct coordinates uniform inside the 2018 wards, against those wards.
+
+Every case runs in its own subprocess (``--case NAME``) so that the peak resident
+memory it reports, ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` read at its end,
+is its own. The parent collects the JSON line each case prints and renders the
+tables. Throughput is points per second of wall time, imports and reading the
+boundary files excluded, building the spatial index included; crimemap and the
+baseline take turns so that a change in the machine's load hits both. The baseline is a
+plain pipeline on the same input in the same run: the standard library's ``json``
+(or ``pandas.read_csv`` in chunks) into a GeoDataFrame, ``to_crs`` and
+``geopandas.sjoin(predicate="within")``, one sjoin per layer.
+"""
+
+import argparse
+import contextlib
+import cProfile
+import datetime
+import functools
+import gzip
+import io
+import json
+import os
+import platform
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
+WARDS = DATA / "boundaries" / "London-wards-2018" / "London_Ward.shp"
+BOROUGHS = DATA / "boundaries" / "london-2021-lad22-gen20.shp"
+API = DATA / "crime" / "police_uk_api_partial"
+RESULTS = REPO / "bench" / "RESULTS.md"
+SECTION = "## Ingest (read + join + store)"
+CHUNK_ROWS = 200_000  # crimemap's default INGEST_CHUNK_ROWS, and the baseline's read_csv chunksize
+GENERATE_ROWS = 1_000_000  # synthetic rows generated and written per step
+INGEST_TIMEOUT_S = 180  # the 10M ingest is stopped (and reported as such) after this long
+CSV_HEADER = ("Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,"
+              "Crime type,Last outcome category,Context\n")
+CRIME_TYPES = ("Anti-social behaviour", "Bicycle theft", "Burglary", "Criminal damage and arson", "Drugs",
+               "Other theft", "Possession of weapons", "Public order", "Robbery", "Shoplifting",
+               "Theft from the person", "Vehicle crime", "Violence and sexual offences", "Other crime")
+OUTCOMES = ("Investigation complete; no suspect identified", "Unable to prosecute suspect",
+            "Under investigation", "Status update unavailable", "Awaiting court outcome")
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def peak_rss_mb():
+    # Linux reports ru_maxrss in kilobytes.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Stopwatch:
+    """Wall time per label; ``wrap`` and ``wrap_iter`` time functions and generators in place."""
+
+    def __init__(self):
+        self.seconds = Counter()
+
+    @contextlib.contextmanager
+    def __call__(self, label):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[label] += time.perf_counter() - start
+
+    def wrap(self, label, func):
+        @functools.wraps(func)
+        def timed(*args, **kwargs):
+            with self(label):
+                return func(*args, **kwargs)
+        return timed
+
+    def wrap_iter(self, label, iterable):
+        items = iter(iterable)
+        while True:
+            with self(label):
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+
+
+def api_files():
+    files = sorted(API.glob("*.jsonl.gz"))
+    if len(files) != 3:
+        sys.exit(f"expected the three police.uk API files in {API}")
+    return files
+
+
+def read_layers(levels):
+    """Boundary layers as crimemap reads them (EPSG:27700, ``code`` column)."""
+    from crimemap.io.boundaries import read_boundaries
+
+    paths = {"ward": WARDS, "borough": BOROUGHS}
+    return [read_boundaries(paths[level], level).gdf[["code", "geometry"]] for level in levels]
+
+
+def build_indexes(layers):
+    from crimemap.join import AreaIndex
+
+    return [AreaIndex(layer.geometry.values, layer["code"].to_numpy()) for layer in layers]
+
+
+def best(repeat, func):
+    """Run ``func`` ``repeat`` times; keep the result of the fastest run (``func`` returns its seconds first)."""
+    runs = [func() for _ in range(repeat)]
+    return min(runs, key=lambda run: run[0])
+
+
+@contextlib.contextmanager
+def profiled(args, into):
+    """cProfile the block when ``--profile`` was given; the top functions go into ``into["profile"]``."""
+    if not args.profile:
+        yield
+        return
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(25)
+        into["profile"] = out.getvalue()
+
+
+# ------------------------------------------------------ real police.uk points
+
+
+def case_real_reader(args):
+    """The police.uk JSON reader alone: records per second of wall and of CPU time (one thread)."""
+    from crimemap.io.crimes import read_points
+
+    files = api_files()
+
+    def run():
+        wall, cpu, n = time.perf_counter(), time.process_time(), 0
+        for path in files:
+            for chunk in read_points(path, chunk_rows=CHUNK_ROWS):
+                n += len(chunk)
+        return time.perf_counter() - wall, time.process_time() - cpu, n
+
+    def parse_only(loads):
+        def parse():
+            wall, cpu, n = time.perf_counter(), time.process_time(), 0
+            for path in files:
+                with gzip.open(path, "rb") as lines:
+                    n += sum(1 for _ in map(loads, lines))
+            return time.perf_counter() - wall, time.process_time() - cpu, n
+        return parse
+
+    import orjson
+
+    run()  # warm-up: imports, schemas, the files in the page cache
+    wall, cpu, n = best(args.repeat, run)
+    stdlib_wall, stdlib_cpu, _ = best(args.repeat, parse_only(json.loads))
+    orjson_wall, orjson_cpu, _ = best(args.repeat, parse_only(orjson.loads))
+    return {"points": n, "wall_s": wall, "cpu_s": cpu, "stdlib_wall_s": stdlib_wall, "stdlib_cpu_s": stdlib_cpu,
+            "orjson_wall_s": orjson_wall, "orjson_cpu_s": orjson_cpu}
+
+
+def case_real_ours(args):
+    """crimemap's reader, reprojection and AreaIndex.assign_unique per chunk, wards and boroughs; no store."""
+    from crimemap.crs import lonlat_to_bng
+    from crimemap.io.crimes import Rejects, read_points
+
+    layers = read_layers(["ward", "borough"])
+    files = api_files()
+
+    def run():
+        clock = Stopwatch()
+        start, cpu, n = time.perf_counter(), time.process_time(), 0
+        with clock("index build"):
+            indexes = build_indexes(layers)
+        rejects = Rejects()
+        for path in files:
+            for chunk in clock.wrap_iter("read", read_points(path, chunk_rows=CHUNK_ROWS, rejects=rejects)):
+                with clock("reproject"):
+                    lon, lat = chunk["lon"].to_numpy(), chunk["lat"].to_numpy()
+                    has = ~(np.isnan(lon) | np.isnan(lat))
+                    x, y = lonlat_to_bng(lon[has], lat[has])
+                with clock("join"):
+                    for index in indexes:
+                        index.assign_unique(x, y)
+                n += len(chunk)
+        return time.perf_counter() - start, n, dict(clock.seconds), time.process_time() - cpu
+
+    seconds, n, parts, cpu = best(args.repeat, run)
+    return {"points": n, "seconds": seconds, "parts": parts, "cpu_s": cpu}
+
+
+def plain_json_frame(path):
+    """What a plain pipeline does: the standard library's json, record by record, into a GeoDataFrame."""
+    import geopandas
+    import pandas as pd
+
+    rows = []
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            location = record.get("location") or {}
+            rows.append((record.get("id"), record.get("persistent_id"), record.get("category"),
+                         record.get("month"), location.get("longitude"), location.get("latitude")))
+    frame = pd.DataFrame(rows, columns=["id", "crime_id", "category", "month", "lon", "lat"])
+    lon = pd.to_numeric(frame["lon"], errors="coerce")
+    lat = pd.to_numeric(frame["lat"], errors="coerce")
+    return geopandas.GeoDataFrame(frame, geometry=geopandas.points_from_xy(lon, lat), crs="EPSG:4326")
+
+
+def case_real_baseline(args):
+    """The plain pipeline: stdlib json -> GeoDataFrame -> to_crs -> sjoin(within), wards and boroughs."""
+    import geopandas
+
+    layers = read_layers(["ward", "borough"])
+    files = api_files()
+
+    def run():
+        clock = Stopwatch()
+        start, cpu, n = time.perf_counter(), time.process_time(), 0
+        rights = [layer.copy() for layer in layers]  # no spatial index carried over from an earlier run
+        for path in files:
+            with clock("read"):
+                points = plain_json_frame(path)
+            with clock("reproject"):
+                points = points.to_crs(27700)
+            with clock("join"):
+                for right in rights:
+                    geopandas.sjoin(points, right, how="left", predicate="within")
+            n += len(points)
+        return time.perf_counter() - start, n, dict(clock.seconds), time.process_time() - cpu
+
+    seconds, n, parts, cpu = best(args.repeat, run)
+    return {"points": n, "seconds": seconds, "parts": parts, "cpu_s": cpu}
+
+
+# -------------------------------------------------------------- full ingest
+
+
+def install_hooks(clock):
+    """Time the stages of crimemap.ingest.ingest_crimes from the outside (nothing in production code)."""
+    from crimemap import ingest
+    from crimemap.join import AreaIndex
+    from crimemap.store.sqlite import SQLiteWriter
+
+    original_read_points = ingest.read_points
+    ingest.read_points = lambda *a, **k: clock.wrap_iter("read", original_read_points(*a, **k))
+    ingest.lonlat_to_bng = clock.wrap("reproject", ingest.lonlat_to_bng)
+    ingest._placement = clock.wrap("store: placement query", ingest._placement)
+    AreaIndex.__init__ = clock.wrap("index build", AreaIndex.__init__)
+    AreaIndex.assign = clock.wrap("join", AreaIndex.assign)
+    for name, label in (("location_ids", "store: location_ids"), ("stage_points", "store: stage_points"),
+                        ("commit_staged", "store: commit_staged"), ("unjoined_locations", "store: unjoined_locations"),
+                        ("set_location_areas", "store: set_location_areas"),
+                        ("layer_geometries", "store: layer_geometries"),
+                        ("finish", "store: finish (point counts)"), ("log_ingest", "store: log_ingest")):
+        setattr(SQLiteWriter, name, clock.wrap(label, getattr(SQLiteWriter, name)))
+
+
+def run_ingest(args, files, levels, workdir, progress_every=None):
+    """Load ``levels`` into a fresh store (not timed), then time ingest_crimes on ``files``."""
+    from crimemap.config import load_settings
+    from crimemap.ingest import ingest_crimes, load_boundaries
+    from crimemap.store import open_store
+
+    paths = {"ward": WARDS, "borough": BOROUGHS}
+    instance = Path(tempfile.mkdtemp(prefix="instance-", dir=workdir))
+    settings = load_settings(instance=instance, overrides={}, environ={})
+    store = open_store(settings)
+    for level in levels:
+        load_boundaries(store, paths[level], level, settings=settings)
+    clock = Stopwatch()
+    install_hooks(clock)
+    rows = [0]
+    start, cpu = time.perf_counter(), time.process_time()
+
+    def progress(n):
+        rows[0] += n
+        if progress_every and rows[0] % progress_every < n:
+            print(json.dumps({"progress": rows[0], "seconds": time.perf_counter() - start}), flush=True)
+
+    result = {}
+    with profiled(args, result):
+        report = ingest_crimes(store, files, settings=settings, progress=progress)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    summary = report.summary()
+    result.update({"points": summary["rows_read"], "joined": summary["joined"], "rejected": summary["rejected"],
+                   "outside": summary["outside"], "seconds": seconds, "cpu_s": cpu, "parts": dict(clock.seconds),
+                   "store_mb": store.path.stat().st_size / 2**20})
+    shutil.rmtree(instance, ignore_errors=True)
+    return result
+
+
+def case_real_ingest(args):
+    """crimemap.ingest.ingest_crimes of the three API files into a fresh store with wards and boroughs."""
+    return run_ingest(args, api_files(), ["borough", "ward"], args.workdir)
+
+
+# -------------------------------------------------------- synthetic points
+
+
+def case_generate(args):
+    """Write ``--points`` rows of police.uk street CSV with distinct coordinates uniform inside the wards."""
+    import shapely
+
+    from crimemap.crs import bng_to_lonlat
+
+    wards = read_layers(["ward"])[0]
+    london = shapely.coverage_union_all(np.asarray(wards.geometry.values))
+    shapely.prepare(london)
+    minx, miny, maxx, maxy = london.bounds
+    rng = np.random.default_rng(2018)
+    taken = np.empty(0, dtype=np.int64)  # every (lon, lat) written so far, as one sorted int64 key each
+    start, written = time.perf_counter(), 0
+    with open(args.path, "w", encoding="utf-8", newline="") as out:
+        out.write(CSV_HEADER)
+        while written < args.points:
+            want = min(GENERATE_ROWS, args.points - written)
+            x = rng.uniform(minx, maxx, 2 * want + 1000)
+            y = rng.uniform(miny, maxy, 2 * want + 1000)
+            inside = shapely.contains_xy(london, x, y)
+            lon, lat = bng_to_lonlat(x[inside], y[inside])
+            lon_e6, lat_e6 = np.round(lon * 1e6).astype(np.int64), np.round(lat * 1e6).astype(np.int64)
+            key = (lon_e6 + 10**7) * 10**9 + lat_e6
+            _, first = np.unique(key, return_index=True)  # distinct within this step ...
+            first = np.sort(first)
+            first = first[~np.isin(key[first], taken)][:want]  # ... and from every earlier step
+            taken = np.union1d(taken, key[first])
+            for part in np.array_split(first, max(1, len(first) // 200_000)):  # ~50 MB of text at a time
+                out.write(_csv_rows(rng, lon_e6[part], lat_e6[part]))
+            written += len(first)
+    return {"points": written, "seconds": time.perf_counter() - start, "bytes": os.path.getsize(args.path)}
+
+
+def _csv_rows(rng, lon_e6, lat_e6):
+    n = len(lon_e6)
+    kind = rng.integers(0, len(CRIME_TYPES), n)
+    asb = kind == 0  # anti-social behaviour has no Crime ID and no outcome, as in police.uk files
+    ids = rng.bytes(32 * n).hex()
+    month = rng.integers(1, 13, n)
+    street = rng.integers(0, 20_000, n)
+    lsoa = rng.integers(0, 4_994, n)
+    outcome = rng.integers(0, len(OUTCOMES), n)
+    rows = [
+        f"{'' if a else ids[64 * i:64 * i + 64]},2023-{m:02d},Metropolitan Police Service,"
+        f"Metropolitan Police Service,{lo / 1e6:.6f},{la / 1e6:.6f},On or near Street {s},E0100{l:04d},"
+        f"Area {l:04d}X,{CRIME_TYPES[k]},{'' if a else OUTCOMES[o]},\n"
+        for i, (a, m, lo, la, s, l, k, o) in enumerate(zip(asb.tolist(), month.tolist(), lon_e6.tolist(),
+                                                            lat_e6.tolist(), street.tolist(), lsoa.tolist(),
+                                                            kind.tolist(), outcome.tolist()))
+    ]
+    return "".join(rows)
+
+
+def case_synth_ours(args):
+    """crimemap's streaming read (read_points chunks), reprojection and AreaIndex.assign against the wards."""
+    from crimemap.crs import lonlat_to_bng
+    from crimemap.io.crimes import read_points
+
+    layers = read_layers(["ward"])
+    clock = Stopwatch()
+    start, cpu = time.perf_counter(), time.process_time()
+    with clock("index build"):
+        (index,) = build_indexes(layers)
+    rss_before = peak_rss_mb()
+    n = inside = 0
+    for chunk in clock.wrap_iter("read", read_points(args.path, chunk_rows=CHUNK_ROWS)):
+        with clock("reproject"):
+            x, y = lonlat_to_bng(chunk["lon"].to_numpy(), chunk["lat"].to_numpy())
+        with clock("join"):
+            # The points are distinct: assign, since de-duplicating (assign_unique) would find nothing.
+            inside += int((index.assign(x, y).index >= 0).sum())
+        n += len(chunk)
+    return {"points": n, "inside": inside, "seconds": time.perf_counter() - start, "parts": dict(clock.seconds),
+            "cpu_s": time.process_time() - cpu, "rss_before_mb": rss_before}
+
+
+def case_synth_baseline(args):
+    """The plain pipeline: pandas.read_csv in chunks -> GeoDataFrame -> to_crs -> sjoin(within) with the wards."""
+    import geopandas
+    import pandas as pd
+
+    (wards,) = read_layers(["ward"])
+    clock = Stopwatch()
+    start, cpu = time.perf_counter(), time.process_time()
+    rss_before = peak_rss_mb()
+    n = inside = 0
+    for chunk in clock.wrap_iter("read", pd.read_csv(args.path, chunksize=CHUNK_ROWS)):
+        with clock("reproject"):
+            points = geopandas.GeoDataFrame(
+                chunk, geometry=geopandas.points_from_xy(chunk["Longitude"], chunk["Latitude"]), crs="EPSG:4326"
+            ).to_crs(27700)
+        with clock("join"):
+            joined = geopandas.sjoin(points, wards, how="left", predicate="within")
+            inside += int(joined["index_right"].notna().sum())
+        n += len(chunk)
+    return {"points": n, "inside": inside, "seconds": time.perf_counter() - start, "parts": dict(clock.seconds),
+            "cpu_s": time.process_time() - cpu, "rss_before_mb": rss_before}
+
+
+def case_synth_ingest(args):
+    """crimemap.ingest.ingest_crimes of the synthetic CSV into a fresh store with the 2018 wards."""
+    return run_ingest(args, [args.path], ["ward"], args.workdir, progress_every=1_000_000)
+
+
+CASES = {"real-reader": case_real_reader, "real-ours": case_real_ours, "real-baseline": case_real_baseline,
+         "real-ingest": case_real_ingest, "generate": case_generate, "synth-ours": case_synth_ours,
+         "synth-baseline": case_synth_baseline, "synth-ingest": case_synth_ingest}
+
+
+def run_case(name, *extra, timeout=None):
+    """Run one case in its own subprocess; None (with the last progress line) if it hit ``timeout``."""
+    command = [sys.executable, __file__, "--case", name, *map(str, extra)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        last = [json.loads(line) for line in out.splitlines() if line.startswith('{"progress"')]
+        return {"timeout": timeout, "progress": last[-1] if last else None}
+    if done.returncode != 0:
+        sys.exit(f"case {name} {extra} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ report
+
+
+def alternate(rounds, *cases):
+    """Run the cases in turn ``rounds`` times; for each, the fastest run, with the largest peak RSS of all."""
+    runs = [[] for _ in cases]
+    for _ in range(rounds):
+        for done, case in zip(runs, cases):
+            done.append(run_case(*case))
+    fastest = [min(done, key=lambda run: run["seconds"]) for done in runs]
+    for run, done in zip(fastest, runs):
+        run["rss_max_mb"] = max(r["rss_max_mb"] for r in done)
+    return fastest
+
+
+def rate(points, seconds):
+    return f"{points / seconds / 1e6:.2f} M/s"
+
+
+def parts_text(case, order):
+    parts = case["parts"]
+    shown = [(label, parts[label]) for label in order if label in parts]
+    shown += sorted(((k, v) for k, v in parts.items() if k not in order), key=lambda kv: -kv[1])
+    other = case["seconds"] - sum(parts.values())
+    text = ", ".join(f"{label} {seconds:.2f} s" for label, seconds in shown if seconds >= 0.005)
+    return text + (f", other {other:.2f} s" if other >= 0.005 else "")
+
+
+def report(args):
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    small, big = (200_000, 1_000_000) if args.quick else (1_000_000, 10_000_000)
+    rounds = 1 if args.quick else 2
+    profile = ("--profile",) if args.profile else ()
+    workdir = tempfile.mkdtemp(prefix="crimemap-bench-")
+    try:
+        reader = run_case("real-reader", "--repeat", 3)
+        # crimemap and the baseline take turns, so that a change in the machine's load hits both.
+        ours, base = alternate(rounds, ("real-ours", "--repeat", 2), ("real-baseline", "--repeat", 1))
+        ingest = run_case("real-ingest", "--workdir", workdir, *profile)
+        synth = {}
+        for n in (small, big):
+            path = Path(workdir) / f"synthetic-{n}.csv"
+            synth[n] = {"generate": run_case("generate", "--points", n, "--path", path)}
+            if n == small or args.full_baseline:
+                synth[n]["ours"], synth[n]["baseline"] = alternate(
+                    rounds if n == small else 1, ("synth-ours", "--path", path), ("synth-baseline", "--path", path))
+            else:
+                synth[n]["ours"] = run_case("synth-ours", "--path", path)
+            synth[n]["ingest"] = run_case("synth-ingest", "--path", path, "--workdir", workdir, *profile,
+                                          timeout=None if n == small else INGEST_TIMEOUT_S)
+            path.unlink()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    text = render(args, reader, ours, base, ingest, synth, small, big, elapsed, load_before)
+    print(text)
+    for name, case in [("real", ingest)] + [(f"synthetic {n:,}", synth[n]["ingest"]) for n in (small, big)]:
+        if case.get("profile"):
+            print(f"\ncProfile of the {name} ingest (top functions by own time):\n{case['profile']}")
+    if args.write:
+        write_section(text)
+
+
+def render(args, reader, ours, base, ingest, synth, small, big, elapsed, load_before):
+    n = ours["points"]
+    base_rate = n / base["seconds"]
+    load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    join_order = ["index build", "read", "reproject", "join"]
+    store_order = ["read", "reproject", "store: location_ids", "store: stage_points", "store: commit_staged",
+                   "index build", "store: layer_geometries", "store: unjoined_locations", "join",
+                   "store: set_location_areas", "store: placement query", "store: finish (point counts)"]
+    lines = [
+        SECTION,
+        "",
+        f"Command: `python bench/bench_ingest.py{' --quick' if args.quick else ''}"
+        f"{' --full-baseline' if args.full_baseline else ''}` ({datetime.date.today().isoformat()}; "
+        f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}; "
+        f"whole run {elapsed:.0f} s; {load}). Each case runs in its own subprocess; memory is its peak RSS "
+        "(`getrusage(RUSAGE_SELF).ru_maxrss` at its end, imports and boundaries included). Throughput is points "
+        "per second of wall time from boundaries in memory to every point assigned (index build included, "
+        f"imports and reading the boundary files not). Chunks of {CHUNK_ROWS:,} rows on both sides. crimemap and "
+        f"the baseline take turns ({'one round' if args.quick else 'two rounds'}; the fastest run of each is kept). "
+        "AreaIndex uses `threads=2`; sjoin is single-threaded. The machine is shared with other work (the load "
+        "average says how busy it was; CPU is the case's own processor time), so absolute figures can move by "
+        "up to 2× between runs; ratios from the same run are steadier.",
+        "",
+        f"### Real police.uk API points ({n:,} crimes, three .jsonl.gz files; 657 wards of 2018 + 33 lad22 boroughs)",
+        "",
+        "| what | crimemap | baseline | ratio | peak RSS crimemap / baseline |",
+        "|---|---|---|---|---|",
+        f"| `read_points` alone, one thread (all 18 columns, every check) | {reader['wall_s']:.2f} s = "
+        f"{rate(n, reader['wall_s'])}; CPU {reader['cpu_s']:.2f} s = {rate(n, reader['cpu_s'])} | for scale, "
+        f"gunzip and `json.loads` of each line, nothing else: {reader['stdlib_wall_s']:.2f} s = "
+        f"{rate(n, reader['stdlib_wall_s'])}; with `orjson.loads`: {reader['orjson_wall_s']:.2f} s = "
+        f"{rate(n, reader['orjson_wall_s'])} | – | {reader['rss_max_mb']:.0f} MB |",
+        f"| ingest + join (reader, reprojection, `assign_unique` per chunk, both layers; no store) | "
+        f"{ours['seconds']:.2f} s = {rate(n, ours['seconds'])} (CPU {ours['cpu_s']:.2f} s) | "
+        f"{base['seconds']:.2f} s = {rate(n, base['seconds'])} (CPU {base['cpu_s']:.2f} s) | "
+        f"**{base['seconds'] / ours['seconds']:.1f}×** (CPU {base['cpu_s'] / ours['cpu_s']:.1f}×) | "
+        f"{ours['rss_max_mb']:.0f} / {base['rss_max_mb']:.0f} MB |",
+        f"| full `ingest_crimes` into a fresh SQLite store (both layers) | {ingest['seconds']:.2f} s = "
+        f"{rate(ingest['points'], ingest['seconds'])} (CPU {ingest['cpu_s']:.2f} s) | "
+        "(same baseline, which writes nothing) | "
+        f"**{ingest['points'] / ingest['seconds'] / base_rate:.1f}×** | {ingest['rss_max_mb']:.0f} MB |",
+        "",
+        f"Where the time goes. crimemap, ingest + join: {parts_text(ours, join_order)}. Baseline: "
+        f"{parts_text(base, join_order)}. Full ingest ({ingest['joined']:,} joined, {ingest['outside']:,} outside, "
+        f"{ingest['rejected']:,} rejected; store file {ingest['store_mb']:.0f} MB): "
+        f"{parts_text(ingest, store_order)}. The labels are timing hooks the bench wraps around the reader, "
+        "`lonlat_to_bng`, `AreaIndex` and the SQLite writer's methods; \"other\" is the rest of `ingest_crimes` "
+        "(per-chunk frame work, grouping by feed, the commit).",
+        "",
+        "### Synthetic points: police.uk street CSV, distinct 6-decimal coordinates uniform inside the 657 wards",
+        "",
+        "| rows | CSV | crimemap read + join | baseline read_csv + sjoin | ratio | peak RSS crimemap / baseline "
+        "(before the first chunk) | full `ingest_crimes` | peak RSS ingest |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    measured = synth[small]["baseline"]
+    per_point = measured["seconds"] / measured["points"]
+    notes = []
+    for size in (small, big):
+        case = synth[size]
+        mine, gen, ing = case["ours"], case["generate"], case["ingest"]
+        if "baseline" in case:
+            bl = case["baseline"]
+            bl_text = f"{bl['seconds']:.1f} s = {rate(bl['points'], bl['seconds'])}"
+            bl_seconds, bl_rss = bl["seconds"], f"{bl['rss_max_mb']:.0f} MB"
+        else:
+            bl_seconds = per_point * mine["points"]
+            bl_text = f"{bl_seconds:.0f} s = {rate(mine['points'], bl_seconds)} *"
+            bl_rss = "–"
+        if "timeout" in ing:
+            done = ing["progress"]
+            ing_text = (f"stopped after {ing['timeout']} s" +
+                        (f" ({done['progress']:,} rows staged in {done['seconds']:.0f} s)" if done else ""))
+            ing_rss = "–"
+        else:
+            ing_text = f"{ing['seconds']:.1f} s = {rate(ing['points'], ing['seconds'])}"
+            ing_rss = f"{ing['rss_max_mb']:.0f} MB"
+        lines.append(
+            f"| {size:,} | {gen['bytes'] / 2**20:,.0f} MB | "
+            f"{mine['seconds']:.2f} s = {rate(mine['points'], mine['seconds'])} "
+            f"| {bl_text} | **{bl_seconds / mine['seconds']:.1f}×** | {mine['rss_max_mb']:.0f} "
+            f"({mine['rss_before_mb']:.0f}) / {bl_rss} | {ing_text} | {ing_rss} |")
+        notes.append(f"{size:,} rows: crimemap {parts_text(mine, join_order)}"
+                     + (f"; baseline {parts_text(case['baseline'], join_order)}" if "baseline" in case else "")
+                     + ("" if "timeout" in ing else f"; full ingest {parts_text(ing, store_order)}"))
+    lines += [""]
+    if "baseline" not in synth[big]:
+        lines += [f"\\* extrapolated per point from the {measured['points']:,}-row baseline of the same run "
+                  f"(sjoin over {big:,} rows would take most of the run on its own; `--full-baseline` "
+                  "measures it).", ""]
+    lines += ["Where the time goes: " + " ".join(f"{note}." for note in notes), ""]
+    lines += verdict(reader, ours, base, synth, small, big, args.quick)
+    text = "\n".join(lines) + "\n"
+    return text
+
+
+def verdict(reader, ours, base, synth, small, big, quick):
+    """One line per target of the issue: met or not, and the measurement that says why."""
+    n = ours["points"]
+    ratio = base["seconds"] / ours["seconds"]
+    build = ours["parts"].get("index build", 0.0)
+    read_share = ours["parts"].get("read", 0.0) / ours["seconds"]
+    reader_rate = n / reader["cpu_s"]
+    largest = synth[big]["ours"]
+    unique_rate = largest["points"] / largest["seconds"]
+    join_rate = largest["points"] / largest["parts"]["join"]
+    csv_read_rate = largest["points"] / largest["parts"]["read"]
+    rss_small, rss_big = synth[small]["ours"]["rss_max_mb"], largest["rss_max_mb"]
+    ingest_big = synth[big]["ingest"]
+
+    def mark(ok):
+        return "**met**" if ok else "**not met**"
+
+    return [
+        "Targets:",
+        "",
+        f"- police.uk JSON reader at 400k records/s on one core: {mark(reader_rate >= 400_000)} "
+        f"({reader_rate / 1e3:.0f}k records/s of CPU time; the stdlib-json reader it replaced ran at about 100k "
+        f"on this machine). Gunzip and `orjson.loads` alone take {reader['orjson_cpu_s'] / reader['cpu_s']:.0%} "
+        "of it; the rest is pulling 13 fields out of each record, checking them and building the 18 columns.",
+        f"- 3× the baseline on the real points (ingest + join): {mark(ratio >= 3)} ({ratio:.1f}×; "
+        f"{(base['seconds']) / (ours['seconds'] - build):.1f}× without building the index). Reading is "
+        f"{read_share:.0%} of crimemap's time here; the join itself, with `assign_unique` joining each map "
+        f"point once, runs at {n / ours['parts']['join'] / 1e6:.1f} M/s.",
+        f"- 1M points/s on the unique points, 2 cores, ~650 wards: {mark(unique_rate >= 1e6)} for read + join "
+        f"({unique_rate / 1e6:.2f} M/s over {largest['points']:,} rows). The join alone runs at "
+        f"{join_rate / 1e6:.1f} M/s; reading the street CSV (`read_points`, one thread) at "
+        f"{csv_read_rate / 1e6:.2f} M/s is what limits it.",
+        f"- memory bounded by the chunks: "
+        + (f"{mark(rss_big <= 1.25 * rss_small)} (read + join peak RSS {rss_small:.0f} MB for {small:,} rows, "
+           f"{rss_big:.0f} MB for {big:,})." if not quick else
+           f"judged by the full run, 1M against 10M rows ({rss_small:.0f} MB for {small:,} rows, which is one "
+           f"chunk, {rss_big:.0f} MB for {big:,})."),
+        f"- full ingest of {big:,} rows within ~3 minutes: {mark('timeout' not in ingest_big)}"
+        + (f" ({ingest_big['seconds']:.0f} s)." if "timeout" not in ingest_big else
+           f" (stopped after {ingest_big['timeout']} s; the SQLite store, not reading or joining, takes most "
+           "of an ingest: see the breakdown above)."),
+    ]
+
+
+def write_section(section):
+    """Replace (or append) this benchmark's section of bench/RESULTS.md, leaving the others alone."""
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    start = old.find(SECTION)
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + section
+    else:
+        end = old.find("\n## ", start + 1)
+        tail = "" if end < 0 else old[end + 1:]
+        new = old[:start] + section + ("\n" + tail if tail else "")
+    RESULTS.write_text(new, encoding="utf-8")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="synthetic 200k and 1M rows instead of 1M and 10M")
+    parser.add_argument("--write", action="store_true", help="rewrite this section of bench/RESULTS.md")
+    parser.add_argument("--full-baseline", action="store_true",
+                        help="also run the baseline on the larger synthetic file instead of extrapolating it")
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of each ingest")
+    parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
+    parser.add_argument("--points", type=int, default=1_000_000, help=argparse.SUPPRESS)
+    parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case is None:
+        report(args)
+        return
+    sys.path.insert(0, str(REPO))
+    result = CASES[args.case](args)
+    result["rss_max_mb"] = peak_rss_mb()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
