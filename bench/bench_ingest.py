@@ -135,6 +135,18 @@ def best(repeat, func):
     return min(runs, key=lambda run: run[0])
 
 
+def pipeline(repeat, body):
+    """Best of ``repeat`` runs of ``body(clock, extra)``, which returns how many points it handled."""
+    def run():
+        clock, extra = Stopwatch(), {}
+        start, cpu = time.perf_counter(), time.process_time()
+        n = body(clock, extra)
+        return time.perf_counter() - start, n, dict(clock.seconds), time.process_time() - cpu, extra
+
+    seconds, n, parts, cpu, extra = best(repeat, run)
+    return {"points": n, "seconds": seconds, "parts": parts, "cpu_s": cpu, **extra}
+
+
 @contextlib.contextmanager
 def profiled(args, into):
     """cProfile the block when ``--profile`` was given; the top functions go into ``into["profile"]``."""
@@ -190,19 +202,16 @@ def case_real_reader(args):
 def case_real_ours(args):
     """crimemap's reader, reprojection and AreaIndex.assign_unique per chunk, wards and boroughs; no store."""
     from crimemap.crs import lonlat_to_bng
-    from crimemap.io.crimes import Rejects, read_points
+    from crimemap.io.crimes import read_points
 
-    layers = read_layers(["ward", "borough"])
-    files = api_files()
+    layers, files = read_layers(["ward", "borough"]), api_files()
 
-    def run():
-        clock = Stopwatch()
-        start, cpu, n = time.perf_counter(), time.process_time(), 0
+    def body(clock, extra):
         with clock("index build"):
             indexes = build_indexes(layers)
-        rejects = Rejects()
+        n = 0
         for path in files:
-            for chunk in clock.wrap_iter("read", read_points(path, chunk_rows=CHUNK_ROWS, rejects=rejects)):
+            for chunk in clock.wrap_iter("read", read_points(path, chunk_rows=CHUNK_ROWS)):
                 with clock("reproject"):
                     lon, lat = chunk["lon"].to_numpy(), chunk["lat"].to_numpy()
                     has = ~(np.isnan(lon) | np.isnan(lat))
@@ -211,10 +220,9 @@ def case_real_ours(args):
                     for index in indexes:
                         index.assign_unique(x, y)
                 n += len(chunk)
-        return time.perf_counter() - start, n, dict(clock.seconds), time.process_time() - cpu
+        return n
 
-    seconds, n, parts, cpu = best(args.repeat, run)
-    return {"points": n, "seconds": seconds, "parts": parts, "cpu_s": cpu}
+    return pipeline(args.repeat, body)
 
 
 def plain_json_frame(path):
@@ -239,13 +247,11 @@ def case_real_baseline(args):
     """The plain pipeline: stdlib json -> GeoDataFrame -> to_crs -> sjoin(within), wards and boroughs."""
     import geopandas
 
-    layers = read_layers(["ward", "borough"])
-    files = api_files()
+    layers, files = read_layers(["ward", "borough"]), api_files()
 
-    def run():
-        clock = Stopwatch()
-        start, cpu, n = time.perf_counter(), time.process_time(), 0
+    def body(clock, extra):
         rights = [layer.copy() for layer in layers]  # no spatial index carried over from an earlier run
+        n = 0
         for path in files:
             with clock("read"):
                 points = plain_json_frame(path)
@@ -255,10 +261,9 @@ def case_real_baseline(args):
                 for right in rights:
                     geopandas.sjoin(points, right, how="left", predicate="within")
             n += len(points)
-        return time.perf_counter() - start, n, dict(clock.seconds), time.process_time() - cpu
+        return n
 
-    seconds, n, parts, cpu = best(args.repeat, run)
-    return {"points": n, "seconds": seconds, "parts": parts, "cpu_s": cpu}
+    return pipeline(args.repeat, body)
 
 
 # -------------------------------------------------------------- full ingest
@@ -276,11 +281,9 @@ def install_hooks(clock):
     ingest._placement = clock.wrap("store: placement query", ingest._placement)
     AreaIndex.__init__ = clock.wrap("index build", AreaIndex.__init__)
     AreaIndex.assign = clock.wrap("join", AreaIndex.assign)
-    for name, label in (("location_ids", "store: location_ids"), ("stage_points", "store: stage_points"),
-                        ("commit_staged", "store: commit_staged"), ("unjoined_locations", "store: unjoined_locations"),
-                        ("set_location_areas", "store: set_location_areas"),
-                        ("layer_geometries", "store: layer_geometries"),
-                        ("finish", "store: finish (point counts)"), ("log_ingest", "store: log_ingest")):
+    for name in ("location_ids", "stage_points", "commit_staged", "unjoined_locations", "set_location_areas",
+                 "layer_geometries", "finish", "log_ingest"):
+        label = "store: finish (point counts)" if name == "finish" else f"store: {name}"
         setattr(SQLiteWriter, name, clock.wrap(label, getattr(SQLiteWriter, name)))
 
 
@@ -385,21 +388,21 @@ def case_synth_ours(args):
     from crimemap.io.crimes import read_points
 
     layers = read_layers(["ward"])
-    clock = Stopwatch()
-    start, cpu = time.perf_counter(), time.process_time()
-    with clock("index build"):
-        (index,) = build_indexes(layers)
-    rss_before = peak_rss_mb()
-    n = inside = 0
-    for chunk in clock.wrap_iter("read", read_points(args.path, chunk_rows=CHUNK_ROWS)):
-        with clock("reproject"):
-            x, y = lonlat_to_bng(chunk["lon"].to_numpy(), chunk["lat"].to_numpy())
-        with clock("join"):
-            # The points are distinct: assign, since de-duplicating (assign_unique) would find nothing.
-            inside += int((index.assign(x, y).index >= 0).sum())
-        n += len(chunk)
-    return {"points": n, "inside": inside, "seconds": time.perf_counter() - start, "parts": dict(clock.seconds),
-            "cpu_s": time.process_time() - cpu, "rss_before_mb": rss_before}
+
+    def body(clock, extra):
+        with clock("index build"):
+            (index,) = build_indexes(layers)
+        extra["rss_before_mb"], n, extra["inside"] = peak_rss_mb(), 0, 0
+        for chunk in clock.wrap_iter("read", read_points(args.path, chunk_rows=CHUNK_ROWS)):
+            with clock("reproject"):
+                x, y = lonlat_to_bng(chunk["lon"].to_numpy(), chunk["lat"].to_numpy())
+            with clock("join"):
+                # The points are distinct: assign, since de-duplicating (assign_unique) would find nothing.
+                extra["inside"] += int((index.assign(x, y).index >= 0).sum())
+            n += len(chunk)
+        return n
+
+    return pipeline(1, body)
 
 
 def case_synth_baseline(args):
@@ -408,21 +411,21 @@ def case_synth_baseline(args):
     import pandas as pd
 
     (wards,) = read_layers(["ward"])
-    clock = Stopwatch()
-    start, cpu = time.perf_counter(), time.process_time()
-    rss_before = peak_rss_mb()
-    n = inside = 0
-    for chunk in clock.wrap_iter("read", pd.read_csv(args.path, chunksize=CHUNK_ROWS)):
-        with clock("reproject"):
-            points = geopandas.GeoDataFrame(
-                chunk, geometry=geopandas.points_from_xy(chunk["Longitude"], chunk["Latitude"]), crs="EPSG:4326"
-            ).to_crs(27700)
-        with clock("join"):
-            joined = geopandas.sjoin(points, wards, how="left", predicate="within")
-            inside += int(joined["index_right"].notna().sum())
-        n += len(chunk)
-    return {"points": n, "inside": inside, "seconds": time.perf_counter() - start, "parts": dict(clock.seconds),
-            "cpu_s": time.process_time() - cpu, "rss_before_mb": rss_before}
+
+    def body(clock, extra):
+        extra["rss_before_mb"], n, extra["inside"] = peak_rss_mb(), 0, 0
+        for chunk in clock.wrap_iter("read", pd.read_csv(args.path, chunksize=CHUNK_ROWS)):
+            with clock("reproject"):
+                points = geopandas.GeoDataFrame(
+                    chunk, geometry=geopandas.points_from_xy(chunk["Longitude"], chunk["Latitude"]), crs="EPSG:4326"
+                ).to_crs(27700)
+            with clock("join"):
+                joined = geopandas.sjoin(points, wards, how="left", predicate="within")
+                extra["inside"] += int(joined["index_right"].notna().sum())
+            n += len(chunk)
+        return n
+
+    return pipeline(1, body)
 
 
 def case_synth_ingest(args):
@@ -436,7 +439,7 @@ CASES = {"real-reader": case_real_reader, "real-ours": case_real_ours, "real-bas
 
 
 def run_case(name, *extra, timeout=None):
-    """Run one case in its own subprocess; None (with the last progress line) if it hit ``timeout``."""
+    """Run one case in its own subprocess; its JSON result, or ``timeout`` and its last progress line."""
     command = [sys.executable, __file__, "--case", name, *map(str, extra)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=timeout)
