@@ -49,12 +49,13 @@ from pathlib import Path
 
 import numpy as np
 
+import _results  # noqa: E402 - bench/ is on sys.path when a bench runs as a script
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 WARDS = DATA / "boundaries" / "London-wards-2018" / "London_Ward.shp"
 BOROUGHS = DATA / "boundaries" / "london-2021-lad22-gen20.shp"
 API = DATA / "crime" / "police_uk_api_partial"
-RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Ingest (read + join + store)"
 CHUNK_ROWS = 200_000  # crimemap's default INGEST_CHUNK_ROWS, and the baseline's read_csv chunksize
 GENERATE_ROWS = 1_000_000  # synthetic rows generated and written per step
@@ -513,7 +514,7 @@ def report(args):
         if case.get("profile"):
             print(f"\ncProfile of the {name} ingest (top functions by own time):\n{case['profile']}")
     if args.write:
-        write_section(text)
+        _results.write_section(SECTION, text)
 
 
 def render(args, reader, ours, base, ingest, synth, small, big, elapsed, load_before):
@@ -654,19 +655,6 @@ def verdict(reader, ours, base, synth, small, big, quick):
            f" (stopped after {ingest_big['timeout']} s; the SQLite store, not reading or joining, takes most "
            "of an ingest: see the breakdown above)."),
     ]
-
-
-def write_section(section):
-    """Replace (or append) this benchmark's section of bench/RESULTS.md, leaving the others alone."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + section
-    else:
-        end = old.find("\n## ", start + 1)
-        tail = "" if end < 0 else old[end + 1:]
-        new = old[:start] + section + ("\n" + tail if tail else "")
-    RESULTS.write_text(new, encoding="utf-8")
 
 
 def main():
