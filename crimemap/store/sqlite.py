@@ -267,7 +267,7 @@ class SQLiteWriter:
         self.conn = conn
         self.changed = False
         self._months_touched = set()
-        self._layers_touched = set()
+        self._layers_replaced = set()
 
     # -- boundaries ------------------------------------------------------------
     def put_layer(self, layer):
@@ -302,7 +302,7 @@ class SQLiteWriter:
         self.conn.executemany(
             "INSERT INTO areas(layer_id, code, name, borough_code, borough_name, force, area_m2, geom) "
             "VALUES (?,?,?,?,?,?,?,?)", ((layer_id, *r) for r in rows))
-        self._layers_touched.add(layer_id)
+        self._layers_replaced.add(layer_id)
         self.changed = True
         return layer_id
 
@@ -362,7 +362,9 @@ class SQLiteWriter:
             "INSERT OR REPLACE INTO location_areas(layer_id, location_id, code, on_edge) VALUES (?,?,?,?)",
             zip([layer_id] * len(location_ids), np.asarray(location_ids).tolist(), codes,
                 np.asarray(on_edge, dtype="int64").tolist()))
-        self._layers_touched.add(layer_id)
+        # No full recount of the layer: a location joined now is new, so only
+        # crimes of this write's months stand there, and those months are
+        # recounted anyway. A replaced layer (put_layer) is recounted whole.
         self.changed = True
 
     # -- crimes from points ------------------------------------------------------
@@ -504,16 +506,16 @@ class SQLiteWriter:
                                ("schema_version", str(SCHEMA_VERSION))])
 
     def _refresh_point_counts(self):
-        """Recount crimes per area for the months and layers this write touched."""
+        """Recount crimes per area: replaced layers whole, other layers for the months this write touched."""
         aggregate = ("INSERT INTO point_counts(layer_id, code, month, category, n) "
                      "SELECT la.layer_id, la.code, c.month, c.category, COUNT(*) FROM crimes c "
                      "JOIN location_areas la ON la.location_id = c.location_id "
                      "WHERE la.code IS NOT NULL AND {where} GROUP BY la.layer_id, la.code, c.month, c.category")
-        for layer_id in self._layers_touched:
+        for layer_id in self._layers_replaced:
             self.conn.execute("DELETE FROM point_counts WHERE layer_id = ?", (layer_id,))
             self.conn.execute(aggregate.format(where="la.layer_id = ?"), (layer_id,))
         months = sorted(self._months_touched)
-        others = [lid for lid in self.layer_ids() if lid not in self._layers_touched]
+        others = [lid for lid in self.layer_ids() if lid not in self._layers_replaced]
         if months and others:
             marks = ",".join("?" * len(months))
             lmarks = ",".join("?" * len(others))
