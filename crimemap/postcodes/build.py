@@ -248,13 +248,18 @@ def _validate(build, meta, previous, settings, force):
     return checks
 
 
-def _previous(folder):
+def _serving(folder):
+    """(version, meta) of the serving lookup, or None when there is none or its meta is unreadable."""
     version = current_version(folder)
-    if version is None:
+    meta = None if version is None else read_meta(folder, version)
+    return None if meta is None else (version, meta)
+
+
+def _previous(folder):
+    serving = _serving(folder)
+    if serving is None:
         return None
-    meta = read_meta(folder, version)
-    if meta is None:
-        return None
+    version, meta = serving
     keys = np.load(folder / f"v{version}" / "keys.npy", mmap_mode="r", allow_pickle=False)
     return {"version": version, "meta": meta, "keys": keys}
 
@@ -448,12 +453,10 @@ def rollback(instance, to=None):
 def describe(instance):
     """The serving version's meta (without the per-file report), or None."""
     folder = folder_of(instance)
-    version = current_version(folder)
-    if version is None:
+    serving = _serving(folder)
+    if serving is None:
         return None
-    meta = read_meta(folder, version)
-    if meta is None:
-        return None
+    _, meta = serving
     keys = ("version", "source", "refreshed_at", "count", "live", "terminated", "no_location", "layouts",
             "rows_read", "rejected", "duplicates")
     return {k: meta.get(k) for k in keys} | {"kept_versions": _version_numbers(folder)}
