@@ -43,6 +43,10 @@ DEFAULTS = {
     # empty baseline turns targets off.
     "TARGET_BASELINE_YEAR": "2012/13",
     "TARGET_PCT": -20.0,
+    # An area page's map draws the crimes at this many published police.uk
+    # locations at most (those with the most crimes), so a borough page stays
+    # light; the page says when some are left out.
+    "AREA_MAP_POINTS_MAX": 1500,
     # Label every page as synthetic demo data.
     "DEMO": False,
     # Base map tiles for the maps, a Leaflet URL template such as

@@ -11,6 +11,9 @@ Every map and table crimemap serves can be downloaded (docs/downloads.md):
   and R's ``read.csv(comment.char = "#")`` skip them), so a file never loses
   its attribution and data version however it is passed on.
 
+- **XLSX** (Excel, via openpyxl): the table on its own sheet, the same
+  context lines and attribution on an "About" sheet.
+
 Text cells that a spreadsheet would run as a formula (starting with ``=``,
 ``+``, ``-``, ``@``, a tab or a carriage return) get a leading ``'``.
 
@@ -31,7 +34,7 @@ from crimemap.crs import to_wgs84
 
 # About 0.1 m: finer than any boundary file we read is accurate to.
 DECIMALS = 6
-FORMATS = ("json", "geojson", "csv")
+FORMATS = ("json", "geojson", "csv", "xlsx")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 CHOROPLETH_COLUMNS = ["code", "name", "level", "borough_code", "borough_name", "force", "separate_force", "source",
@@ -235,14 +238,16 @@ def _london_text(london):
             f"{rate:,.2f} per 1,000")
 
 
-def choropleth_csv(figures, attrs, data_as_of=None):
-    """A choropleth's figures as CSV text, one row per area."""
-    doc = choropleth_document(figures, attrs, data_as_of)
+def _choropleth_rows(figures, attrs):
     props = choropleth_properties(figures, attrs)
     for row, values in zip(props, figures[["rate_ci_lower", "rate_ci_upper"]].itertuples(index=False, name=None)):
         row["rate_ci_lower"], row["rate_ci_upper"] = values
+    return props
+
+
+def _choropleth_meta(doc, data_as_of):
     classification = doc["classification"]
-    meta = [f"crimemap: {doc['crime']['label']} by {doc['level']}, {_period_text(doc['period'])}",
+    return [f"crimemap: {doc['crime']['label']} by {doc['level']}, {_period_text(doc['period'])}",
             f"Source: {doc['source'] or 'none'}; boundaries: {doc['layer']['level']} {doc['layer']['vintage']}; "
             + (f"residents: {doc['population_year']} estimates" if doc["population_year"] else
                "residents: none loaded"),
@@ -253,7 +258,19 @@ def choropleth_csv(figures, attrs, data_as_of=None):
             f"{doc['small_count_threshold']}",
             *doc["notes"],
             f"Data version: {doc['data_version']}" + (f" (data as of {data_as_of})" if data_as_of else "")]
-    return csv_text(props, CHOROPLETH_COLUMNS, meta)
+
+
+def choropleth_csv(figures, attrs, data_as_of=None):
+    """A choropleth's figures as CSV text, one row per area."""
+    doc = choropleth_document(figures, attrs, data_as_of)
+    return csv_text(_choropleth_rows(figures, attrs), CHOROPLETH_COLUMNS, _choropleth_meta(doc, data_as_of))
+
+
+def choropleth_xlsx(figures, attrs, data_as_of=None):
+    """A choropleth's figures as an Excel workbook: the areas, then an "About" sheet (:func:`xlsx_bytes`)."""
+    doc = choropleth_document(figures, attrs, data_as_of)
+    return xlsx_bytes([("Areas", CHOROPLETH_COLUMNS, _choropleth_rows(figures, attrs))],
+                      _choropleth_meta(doc, data_as_of))
 
 
 # --- one area -------------------------------------------------------------------------------
@@ -291,14 +308,8 @@ def summary_geojson(summary, figures, data_as_of=None):
     return feature_collection(wanted, props, document)
 
 
-def summary_csv(summary, table="by_type", data_as_of=None):
-    """One table of an area summary as CSV text.
-
-    Parameters
-    ----------
-    table : str
-        ``by_type`` (the Safer Neighbourhood Board table), ``monthly`` or ``neighbours``.
-    """
+def _summary_table(summary, table, data_as_of):
+    """(rows, columns, meta lines) of one table of an area summary."""
     area = summary["area"]
     if table == "by_type":
         rows = []
@@ -321,4 +332,97 @@ def summary_csv(summary, table="by_type", data_as_of=None):
             f"Source: {source}; boundaries: {summary['layer']['level']} {summary['layer']['vintage']}",
             *[n for n in summary["notes"]], *summary["layer"].get("warnings", []),
             f"Data version: {summary['data_version']}" + (f" (data as of {data_as_of})" if data_as_of else "")]
-    return csv_text(rows, columns, meta)
+    return rows, columns, meta
+
+
+def summary_csv(summary, table="by_type", data_as_of=None):
+    """One table of an area summary as CSV text.
+
+    Parameters
+    ----------
+    table : str
+        ``by_type`` (the Safer Neighbourhood Board table), ``monthly`` or ``neighbours``.
+    """
+    return csv_text(*_summary_table(summary, table, data_as_of))
+
+
+SUMMARY_SHEETS = (("by_type", "By type"), ("monthly", "Monthly"), ("neighbours", "Neighbours"))
+
+
+def summary_xlsx(summary, data_as_of=None):
+    """An area summary as an Excel workbook: one sheet per table, then "About" (:func:`xlsx_bytes`)."""
+    sheets, about, meta = [], [], []
+    for table, title in SUMMARY_SHEETS:
+        rows, columns, meta = _summary_table(summary, table, data_as_of)
+        sheets.append((title, columns, rows))
+        about.append(f"{title} sheet: {meta[0].removeprefix('crimemap: ')}")
+    area = summary["area"]
+    return xlsx_bytes(sheets, [f"crimemap: {area['name']} ({area['level']} {area['code']})", *about, *meta[1:]])
+
+
+# --- Excel --------------------------------------------------------------------------------
+
+# Characters a worksheet cannot hold (openpyxl refuses them): C0 controls but tab, newline, return.
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _xlsx_value(value):
+    value = clean(value)
+    if isinstance(value, (list, dict)):
+        return orjson.dumps(value).decode()
+    if isinstance(value, str):
+        return _ILLEGAL.sub("", value)
+    return value
+
+
+def _put(sheet, row, column, value):
+    cell = sheet.cell(row=row, column=column, value=_xlsx_value(value))
+    if isinstance(cell.value, str) and cell.value.startswith("="):
+        cell.data_type = "s"  # text, never a formula a spreadsheet would run
+    return cell
+
+
+def xlsx_bytes(sheets, meta):
+    """An Excel workbook (.xlsx) of tables, with their context and the attribution on an "About" sheet.
+
+    Each table's sheet has a header row, then the rows; a last column would
+    be easy to lose, so the data version is also in the workbook's
+    properties. Text starting with ``=`` is stored as text, never as a formula.
+
+    Parameters
+    ----------
+    sheets : list of (str, list of str, iterable of dict)
+        Sheet title, columns and rows.
+    meta : list of str
+        Context lines (title, period, source, data version), as in a CSV's
+        comment lines; the attribution lines follow them.
+
+    Returns
+    -------
+    bytes
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    book.remove(book.active)
+    for title, columns, rows in sheets:
+        sheet = book.create_sheet(title[:31])
+        for j, column in enumerate(columns, start=1):
+            _put(sheet, 1, j, column).font = Font(bold=True)
+        for i, row in enumerate(rows, start=2):
+            for j, column in enumerate(columns, start=1):
+                _put(sheet, i, j, row.get(column))
+        sheet.freeze_panes = "A2"
+    about = book.create_sheet("About")
+    lines = [*meta, *(f"Attribution: {line}" for line in ATTRIBUTION)]
+    for i, line in enumerate(lines, start=1):
+        _put(about, i, 1, " ".join(str(line).split()))
+    about.column_dimensions["A"].width = 120
+    version = next((line for line in meta if str(line).startswith("Data version:")), None)
+    book.properties.title = str(meta[0]) if meta else "crimemap"
+    book.properties.creator = "crimemap"
+    book.properties.description = " ".join([*(version and [version] or []), *ATTRIBUTION])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -1,4 +1,4 @@
-"""Downloads and escaping: every table and map as CSV and GeoJSON, with attribution and data version.
+"""Downloads and escaping: every table and map as CSV, GeoJSON and XLSX, with attribution and data version.
 
 Built on the hand-written city of test_figures.py, with hostile ward names: one
 that is HTML (``<script>``) and one that a spreadsheet would run as a formula.
@@ -123,6 +123,58 @@ def test_area_geojson_download(client, version):
     assert roles == {"E05900002": "area", "E05900001": "neighbour", "E05900003": "neighbour"}
     assert body["features"][0]["properties"]["count"] == 4
     assert body["by_type"][-2]["crime"] == "all-crime"
+
+
+def _workbook(response):
+    from openpyxl import load_workbook
+
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    return load_workbook(io.BytesIO(response.get_data()))
+
+
+def _sheet_rows(sheet):
+    rows = list(sheet.iter_rows(values_only=True))
+    return [dict(zip(rows[0], row)) for row in rows[1:]]
+
+
+def _about_carries_attribution_and_version(book, version):
+    lines = [row[0] for row in book["About"].iter_rows(values_only=True)]
+    assert [x for x in lines if x.startswith("Attribution: ")] == [f"Attribution: {a}" for a in ATTRIBUTION]
+    assert any(x.startswith(f"Data version: {version}") for x in lines)
+    assert f"Data version: {version}" in book.properties.description
+    return lines
+
+
+def test_choropleth_xlsx_holds_the_csv_figures(client, version):
+    response = client.get(f"/api/v1/choropleth?level=ward&{BOTH}&format=xlsx")
+    assert response.headers["Content-Disposition"] == \
+        f'attachment; filename="crimemap-choropleth-ward-all-crime-2024-01-to-2024-02-v{version}.xlsx"'
+    book = _workbook(response)
+    assert book.sheetnames == ["Areas", "About"]
+    lines = _about_carries_attribution_and_version(book, version)
+    assert lines[0] == "crimemap: All crime by ward, 2024-01 to 2024-02 (2 months)"
+    rows = {row["code"]: row for row in _sheet_rows(book["Areas"])}
+    # The hand-written city's counts (as in the CSV test), as numbers.
+    assert {code: row["count"] for code, row in rows.items()} == \
+        {"E05900001": 6, "E05900002": 4, "E05900003": 8, "E05900004": 6}
+    assert rows["E05900001"]["name"] == SCRIPT
+    # Stored as text, never a formula a spreadsheet would run.
+    cell = next(c for c in book["Areas"]["B"] if c.value == FORMULA)
+    assert cell.data_type == "s"
+    csv_rows = pd.read_csv(io.StringIO(client.get(f"/api/v1/choropleth?level=ward&{BOTH}&format=csv")
+                                       .get_data(as_text=True)), comment="#")
+    assert [r["population"] for r in rows.values()] == list(csv_rows["population"])
+
+
+def test_area_xlsx_has_every_table(client, version):
+    book = _workbook(client.get(f"/api/v1/areas/ward/E05900002?{BOTH}&format=xlsx"))
+    assert book.sheetnames == ["By type", "Monthly", "Neighbours", "About"]
+    _about_carries_attribution_and_version(book, version)
+    by_type = {row["crime"]: row for row in _sheet_rows(book["By type"])}
+    assert by_type["all-crime"]["count"] == 4 and by_type["all-crime"]["previous_count"] is None
+    assert [row["month"] for row in _sheet_rows(book["Monthly"])] == ["2023-11", "2023-12", "2024-01", "2024-02"]
+    assert {row["name"] for row in _sheet_rows(book["Neighbours"])} >= {SCRIPT}
 
 
 def test_conditional_requests_and_cors(client):

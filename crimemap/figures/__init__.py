@@ -20,14 +20,15 @@ from functools import lru_cache
 from crimemap.classify import BANDS, band_for
 from crimemap.crimetypes import ALL_CRIME, MOPAC7, registry
 from crimemap.figures.areas import LEVELS, SMALL_COUNT, area_figures, find_area, get_layer, population_for
-from crimemap.figures.months import month_range, previous_months, resolve_period
+from crimemap.figures.months import DEFAULT_PERIOD, PERIODS, month_range, pick_period, previous_months, resolve_period
 from crimemap.figures.sources import CITY, MET, catalog
 from crimemap.figures.summary import area_by_type, area_summary, neighbours
 
-__all__ = ["ALL_CRIME", "BANDS", "CITY", "LEVELS", "MET", "MOPAC7", "MOPAC7_POINT_CATEGORIES", "SMALL_COUNT",
+__all__ = ["ALL_CRIME", "BANDS", "CITY", "DEFAULT_PERIOD", "LEVELS", "MET", "MOPAC7", "MOPAC7_POINT_CATEGORIES",
+           "PERIODS", "SMALL_COUNT",
            "area_by_type", "area_figures", "area_summary", "band_for", "catalog", "categories_for",
            "category_labels", "crime_label", "find_area", "get_layer", "latest_months", "month_range",
-           "neighbours", "population_for", "previous_months", "resolve_period"]
+           "neighbours", "pick_period", "population_for", "previous_months", "resolve_period"]
 
 # For point data MOPAC 7 is approximated by the police.uk categories that
 # contain its offences (docs/crime-types.md); the Met's tables count it exactly.

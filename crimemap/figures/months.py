@@ -206,3 +206,52 @@ def describe_baseline(spec):
         first, last = spec.split("/")
         return f"{first} to {last}"
     return spec
+
+
+# The periods the pages offer, in the order a picker lists them: key, label,
+# months (None for a custom from/to range).
+PERIODS = (
+    ("latest-month", "Latest month", 1),
+    ("last-3-months", "Last 3 months", 3),
+    ("rolling-12-months", "Rolling 12 months", 12),
+    ("custom", "Custom", None),
+)
+DEFAULT_PERIOD = "rolling-12-months"
+
+
+def pick_period(kind, start, end, latest, max_n, default=DEFAULT_PERIOD):
+    """The months of a page's period picker.
+
+    Parameters
+    ----------
+    kind : str or None
+        A key of :data:`PERIODS`. None (or empty) means ``custom`` when
+        ``start`` or ``end`` is given, else ``default``.
+    start, end : str or None
+        ``from`` and ``to`` (``YYYY-MM``); read only for ``custom``, so a form
+        that always submits its month fields still means what its choice says.
+    latest : str or None
+        The latest month loaded.
+    max_n : int
+        The longest custom period allowed (``QUERY_MONTHS_MAX``).
+    default : str
+        The period when nothing is asked for.
+
+    Returns
+    -------
+    (str, list of str)
+        The period key and its months (empty when nothing is loaded).
+
+    Raises
+    ------
+    BadQuery
+        For an unknown period, a malformed month, a reversed or too long range.
+    """
+    sizes = {key: n for key, _label, n in PERIODS}
+    if kind in ("", None):
+        kind = "custom" if start not in ("", None) or end not in ("", None) else default
+    if kind not in sizes:
+        raise BadQuery(f"unknown period {kind!r}; expected one of {', '.join(sizes)}")
+    if kind == "custom":
+        return kind, resolve_period(start, end, latest, sizes[DEFAULT_PERIOD], max_n)
+    return kind, ending(latest, sizes[kind]) if latest else []

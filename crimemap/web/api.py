@@ -21,6 +21,7 @@ SUMMARY_TABLES = ("by_type", "monthly", "neighbours")
 # web: simplified as a coverage (WEB_SIMPLIFY_M) at 5 decimals; full: the
 # loaded polygons unsimplified; none: figures only.
 GEOMETRY = ("web", "full", "none")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @bp.after_request
@@ -113,13 +114,16 @@ def choropleth():
     months = _period(cat)
     figures = fig.area_figures(store, level, months, crime, vintage=_vintage(), with_geometry=geometry != "none",
                                scheme=scheme, k=k, small_count=_settings("SMALL_COUNT"))
-    if geometry == "web" and fmt != "csv":
+    if geometry == "web" and fmt not in ("csv", "xlsx"):
         figures = maps.with_web_geometry(figures, store, current_app.config)
     attrs = figures.attrs
     name = ("choropleth", level, crime, _period_name(months), f"v{attrs['data_version']}")
     if fmt == "csv":
         text = downloads.choropleth_csv(figures, attrs, cat.latest)
         return _download(text, "text/csv", downloads.filename(*name, ext="csv"))
+    if fmt == "xlsx":
+        return _download(downloads.choropleth_xlsx(figures, attrs, cat.latest), XLSX,
+                         downloads.filename(*name, ext="xlsx"))
     body = downloads.choropleth_geojson(figures, attrs, cat.latest, geometry=geometry != "none")
     if fmt == "geojson":
         return _download(body, "application/geo+json", downloads.filename(*name, ext="geojson"))
@@ -147,6 +151,8 @@ def area(level, code):
     if fmt == "csv":
         text = downloads.summary_csv(summary, table, cat.latest)
         return _download(text, "text/csv", downloads.filename(*name[:2], table, *name[2:], ext="csv"))
+    if fmt == "xlsx":
+        return _download(downloads.summary_xlsx(summary, cat.latest), XLSX, downloads.filename(*name, ext="xlsx"))
     if fmt == "geojson":
         body = downloads.summary_geojson(summary, figures, cat.latest)
         return _download(body, "application/geo+json", downloads.filename(*name, ext="geojson"))

@@ -130,6 +130,13 @@ def fmt_pct(value):
     return f"{value:+.0f}%"
 
 
+def fmt_ci(interval):
+    """A 95% interval of a % change, "-40% to +80%", or an empty string when there is none."""
+    if not interval or any(v is None or not np.isfinite(v) for v in interval):
+        return ""
+    return f"{fmt_pct(interval[0])} to {fmt_pct(interval[1])}"
+
+
 BAND_LABELS = {band: label for band, label, _low, _high in BANDS}
 
 
@@ -297,8 +304,57 @@ def choropleth(figures, area_url, tile_url="", tile_attribution=""):
     return fmap
 
 
-def area_map(figures, code, tile_url="", tile_attribution=""):
-    """A small map of one area, with its neighbours outlined for context."""
+def _point_popup(row, labels, period):
+    """The popup of one published location, as HTML with every data value escaped."""
+    lines = [f"<strong>{escape(row['street'] or 'Unnamed location')}</strong>",
+             f"{fmt_count(row['count'])} crime{'s' if row['count'] != 1 else ''}, {escape(period)}"]
+    lines += [f"{escape(labels.get(slug, slug))}: {n:,}" for slug, n in row["by_category"]]
+    return "<br>".join(lines)
+
+
+def points_layer(points, labels, period):
+    """Crimes per published location as one GeoJSON layer of circles (area grows with the count).
+
+    Parameters
+    ----------
+    points : pandas.DataFrame
+        From :func:`crimemap.figures.points.area_points`: ``lon``/``lat`` as
+        published, never moved or made more precise.
+    labels : dict
+        police.uk category slug to its label.
+    period : str
+        The period in words, for the popups.
+
+    Returns
+    -------
+    folium.GeoJson
+    """
+    features = []
+    for row in points.to_dict("records"):
+        tip = f"{escape(row['street'] or 'Unnamed location')}: {fmt_count(row['count'])}"
+        features.append({
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
+            "properties": {"tip": tip, "popup": _point_popup(row, labels, period),
+                           "radius": round(3 + 2.2 * float(np.sqrt(row["count"])), 1)},
+        })
+    return folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        name="Crimes per published location",
+        marker=folium.CircleMarker(radius=4, fill=True),
+        style_function=lambda feature: {"radius": feature["properties"]["radius"], "color": "#3d1d5c",
+                                        "weight": 1, "fillColor": "#7a3b9f", "fillOpacity": 0.55},
+        tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
+        popup=folium.GeoJsonPopup(fields=["popup"], labels=False),
+    )
+
+
+def area_map(figures, code, tile_url="", tile_attribution="", points=None, labels=None, period=""):
+    """A small map of one area, its neighbours outlined for context and, optionally, its crime points.
+
+    ``points`` (from :func:`crimemap.figures.points.area_points`) are drawn
+    at the published locations with escaped popups (:func:`points_layer`).
+    """
     web = _web_geometry(figures)
     target = web[web["code"] == code]
     minx, miny, maxx, maxy = target.total_bounds
@@ -313,6 +369,10 @@ def area_map(figures, code, tile_url="", tile_attribution=""):
                        style_function=lambda feature: {"fillColor": "#ffffff", "fillOpacity": 0.0,
                                                        "color": "#969696", "weight": 1}).add_to(fmap)
     shape = target[["code", "geometry"]].assign(tip=_tooltip(row))
+    if points is not None and len(points):
+        style = dict(style, fillOpacity=0.35)  # the points must stay readable on top
     folium.GeoJson(shape.__geo_interface__, style_function=lambda feature: style,
                    tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False)).add_to(fmap)
+    if points is not None and len(points):
+        points_layer(points, labels or {}, period).add_to(fmap)
     return fmap

@@ -9,13 +9,18 @@ from flask import Blueprint, current_app, render_template, request, url_for
 
 from crimemap import figures as fig
 from crimemap.attribution import DEMO_NOTICE
-from crimemap.errors import BadQuery
-from crimemap.web import get_store, maps
+from crimemap.errors import BadQuery, UnknownArea
+from crimemap.figures.months import previous_months
+from crimemap.figures.points import area_points
+from crimemap.web import charts, get_store, maps
 from crimemap.web.search import mark_on_map, postcode_on_area, search_page
 
 bp = Blueprint("pages", __name__)
 
 PERIOD_MONTHS = 12
+# Every table and map downloads in these formats (docs/downloads.md).
+DOWNLOAD_FORMATS = (("csv", "CSV"), ("geojson", "GeoJSON"), ("xlsx", "Excel (XLSX)"))
+AREA_TABLES = (("by_type", "crimes by type"), ("monthly", "monthly trend"), ("neighbours", "neighbouring areas"))
 LEVEL_NAMES = {"borough": "Boroughs", "ward": "Wards", "snt": "Safer Neighbourhood Team areas"}
 
 
@@ -50,52 +55,124 @@ def _crime_options(store):
     return options
 
 
+def _period(store):
+    """The period picker's choice: (key, months), from ``period``, ``from`` and ``to``."""
+    args = request.args
+    return fig.pick_period(args.get("period"), args.get("from"), args.get("to"), fig.catalog(store).latest,
+                           current_app.config["QUERY_MONTHS_MAX"])
+
+
+def _period_text(months):
+    if not months:
+        return "no period"
+    if len(months) == 1:
+        return months[0]
+    return f"{months[0]} to {months[-1]}"
+
+
+def _downloads(endpoint, formats=DOWNLOAD_FORMATS, **args):
+    """Download links of a view: (format name, URL) for each format."""
+    return [(name, url_for(endpoint, format=fmt, **args)) for fmt, name in formats]
+
+
 @bp.get("/")
 def index():
-    """The London map: areas shaded against the London average, with a data table."""
+    """The London map: areas shaded against the London average, with a data table.
+
+    ``level``, ``crime`` and ``period`` (``latest-month``, ``last-3-months``,
+    ``rolling-12-months`` or ``custom`` with ``from``/``to``) choose what is
+    shown; a plain GET form sets them, so the page works without script.
+    """
     level = _choice("level", "borough", fig.LEVELS)
     store = get_store()
-    crime = _choice("crime", fig.ALL_CRIME, fig.catalog(store).registry().ids())
-    months = fig.latest_months(store, PERIOD_MONTHS)
+    cat = fig.catalog(store)
+    crime = _choice("crime", fig.ALL_CRIME, cat.registry().ids())
+    period, months = _period(store)
+    loaded = cat.months
     context = {"level": level, "crime": crime, "crime_label": fig.crime_label(crime), "months": months,
+               "period": period, "periods": fig.PERIODS, "period_text": _period_text(months),
+               "first_loaded": loaded[0] if loaded else "", "last_loaded": loaded[-1] if loaded else "",
                "levels": LEVEL_NAMES, "crime_options": _crime_options(store), "mopac7": fig.MOPAC7_POINT_CATEGORIES}
     if store.layer(level) is None or not months:
         return render_template("index.html", empty=True, **context)
     figures = maps.with_web_geometry(fig.area_figures(store, level, months, crime), store, current_app.config)
     tile_url, tile_attribution = _tiles()
     fmap = maps.choropleth(figures, _area_url, tile_url, tile_attribution)
+    downloads = _downloads("api.choropleth", level=level, crime=crime, **{"from": months[0], "to": months[-1]})
     return render_template("index.html", empty=False, map=maps.render_map(fmap), legend=maps.legend(figures),
                            rows=maps.table_rows(figures), london=figures.attrs["london"],
                            layer=figures.attrs["layer"], population_year=figures.attrs["population_year"],
                            approximate=figures.attrs["approximate"], tile_url=tile_url, fmt_count=maps.fmt_count,
-                           fmt_rate=maps.fmt_rate, **context)
+                           fmt_rate=maps.fmt_rate, downloads=downloads, data_version=figures.attrs["data_version"],
+                           **context)
+
+
+def _points(store, summary, crime, months):
+    """The area's crimes per published location, or None with the reason there are none to show."""
+    categories = fig.categories_for(crime)
+    if categories == []:
+        return None, ("The Met's count tables have no locations, and police.uk street-level points carry "
+                      "police.uk categories, not the Met's types: pick All crime or a police.uk category to "
+                      "see points.")
+    points = area_points(store, summary["layer"], summary["area"]["code"], months, categories,
+                         limit=current_app.config["AREA_MAP_POINTS_MAX"])
+    if not points.attrs["locations"]:
+        return None, ("No police.uk street-level crimes with a location are loaded for this area and period, "
+                      "so the map shows no points.")
+    return points, None
 
 
 @bp.get("/area/<level>/<code>")
 def area(level, code):
-    """One area: crimes by type this year against last, its rate against London, a map."""
+    """One area: its rate against London, crimes by type, trend, comparisons, target, neighbours, points.
+
+    ``crime`` picks the headline crime type; ``print=1`` gives the printable
+    performance summary (no map, no script).
+    """
     if level not in fig.LEVELS:
         raise BadQuery(f"unknown level {level!r}; expected one of {', '.join(fig.LEVELS)}")
     store = get_store()
+    config = current_app.config
+    crime = _choice("crime", fig.ALL_CRIME, fig.catalog(store).registry().ids())
+    printable = _choice("print", "0", ("0", "1")) == "1"
     months = fig.latest_months(store, PERIOD_MONTHS)
-    figures = fig.area_figures(store, level, months)
+    if not months:
+        raise UnknownArea("no crime data is loaded yet, so there is no area page to show")
+    summary, figures = fig.area_summary(store, level, code, months, crime, small_count=config["SMALL_COUNT"],
+                                        target_baseline=config["TARGET_BASELINE_YEAR"] or None,
+                                        target_pct=config["TARGET_PCT"], with_figures=True)
     row = fig.find_area(figures, code).drop(labels="geometry").to_dict()
-    by_type = fig.area_by_type(store, level, code, months)
-    previous = by_type.attrs["previous"]
     wards = []
     if level == "borough" and store.layer("ward") is not None:
         ward_areas = store.areas(store.layer("ward")["id"], with_geometry=False)
         wards = ward_areas[ward_areas["borough_code"] == code].sort_values("name").to_dict("records")
-    tile_url, tile_attribution = _tiles()
-    marked = postcode_on_area(request.args.get("postcode"), level, code, store, months)
-    fmap = mark_on_map(maps.area_map(figures, code, tile_url, tile_attribution), marked)
+    context = {}
+    if not printable:
+        tile_url, tile_attribution = _tiles()
+        points, points_note = _points(store, summary, crime, months)
+        marked = postcode_on_area(request.args.get("postcode"), level, code, store, months)
+        fmap = maps.area_map(figures, code, tile_url, tile_attribution, points=points,
+                             labels=fig.category_labels(), period=_period_text(months))
+        context = {"map": maps.render_map(mark_on_map(fmap, marked)), "marked": marked, "tile_url": tile_url,
+                   "points": points, "points_note": points_note, "crime_options": _crime_options(store)}
+    args = {"level": level, "code": code, "crime": crime}
     return render_template(
-        "area.html", area=row, level=level, level_name=LEVEL_NAMES[level], months=months, previous=previous,
-        marked=marked, by_type=by_type.to_dict("records"), london=figures.attrs["london"], band=maps.band_text(row),
-        map=maps.render_map(fmap), legend=maps.legend(figures), wards=wards, tile_url=tile_url,
-        layer=figures.attrs["layer"], population_year=figures.attrs["population_year"],
-        mopac7=fig.MOPAC7_POINT_CATEGORIES, source=by_type.attrs["source"], fmt_count=maps.fmt_count,
-        fmt_rate=maps.fmt_rate, fmt_pct=maps.fmt_pct)
+        "area.html", area=row, summary=summary, level=level, level_name=LEVEL_NAMES[level], months=months,
+        previous=previous_months(months), crime=crime, crime_label=fig.crime_label(crime), printable=printable,
+        by_type=summary["by_type"], london=figures.attrs["london"], band=maps.band_text(row),
+        legend=maps.legend(figures), wards=wards, layer=figures.attrs["layer"],
+        population_year=figures.attrs["population_year"], mopac7=fig.MOPAC7_POINT_CATEGORIES,
+        source=summary["by_type_source"], trend=charts.trend_chart(summary["monthly"]),
+        three=summary["comparisons"]["last_3_months_vs_year_earlier"], targets=summary["targets"],
+        target_setting=config["TARGET_BASELINE_YEAR"], neighbours=summary["neighbours"],
+        no_location=summary["no_location"], unallocated=summary["london"]["unallocated"],
+        band_colours=maps.BAND_COLOURS, band_labels=maps.BAND_LABELS, data_version=summary["data_version"],
+        downloads={"csv": [(label, url_for("api.area", format="csv", table=table, **args))
+                           for table, label in AREA_TABLES],
+                   "geojson": url_for("api.area", format="geojson", **args),
+                   "xlsx": url_for("api.area", format="xlsx", **args)},
+        print_url=url_for("pages.area", print="1", **args), page_url=url_for("pages.area", **args),
+        fmt_count=maps.fmt_count, fmt_rate=maps.fmt_rate, fmt_pct=maps.fmt_pct, fmt_ci=maps.fmt_ci, **context)
 
 
 @bp.get("/search")
