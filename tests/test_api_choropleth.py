@@ -217,7 +217,7 @@ BAD = [
     ("/api/v1/choropleth?classify=jenks", 400, ["'jenks'", "london-ratio, quantiles, natural-breaks, std-mean"]),
     ("/api/v1/choropleth?classify=quantiles&k=50", 400, ["bad k 50", "from 2 to 9"]),
     ("/api/v1/choropleth?classify=quantiles&k=two", 400, ["bad k 'two'"]),
-    ("/api/v1/choropleth?format=xlsx", 400, ["'xlsx'", "json, geojson, csv"]),
+    ("/api/v1/choropleth?format=xls", 400, ["'xls'", "json, geojson, csv, xlsx"]),
     ("/api/v1/choropleth?geometry=simple", 400, ["'simple'", "full, none"]),
     ("/api/v1/choropleth?level=ward&vintage=1999", 400, ["'1999'", "loaded: 2022"]),
     ("/api/v1/areas/county/E05900001", 400, ["'county'", "borough, ward, snt"]),
