@@ -65,6 +65,15 @@ DEFAULTS = {
     "POSTCODES_RADIUS_DEFAULT_M": 100,
     "POSTCODES_AUTOCOMPLETE_DEFAULT": 10,
     "POSTCODES_BULK_MAX": 100,
+    # Embeds (docs/embeds.md): the origins that may show /embed pages in a
+    # frame (CSP frame-ancestors sources, space-separated: * for any site,
+    # or e.g. "https://news.example.org https://*.police.uk"); every other
+    # page may never be framed. The iframe size the "Embed this map" button
+    # and oEmbed give, and the largest PNG side in pixels.
+    "EMBED_FRAME_ANCESTORS": "*",
+    "EMBED_WIDTH": 720,
+    "EMBED_HEIGHT": 600,
+    "EMBED_PNG_MAX_PX": 2400,
     # Web server.
     "HOST": "127.0.0.1",
     "PORT": 8000,

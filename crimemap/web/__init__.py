@@ -33,13 +33,15 @@ def create_app(config=None):
 
     app.extensions["crimemap"] = {"store": open_store(settings, readonly=True)}
 
-    from crimemap.web import api, compat_postcodes_io, errors, pages, postcodes_api
+    from crimemap.web import api, compat_postcodes_io, embed, errors, headers, pages, postcodes_api
 
     errors.register(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(postcodes_api.bp)
     app.register_blueprint(compat_postcodes_io.bp)
+    app.register_blueprint(embed.bp)
+    headers.register(app)
 
     @app.context_processor
     def _page_context():
