@@ -229,3 +229,8 @@ def serve(settings, demo, host, port, workers):
 from crimemap.cli_postcodes import postcodes_group  # noqa: E402 - registered last; it imports helpers above
 
 main.add_command(postcodes_group)
+
+from crimemap.cli_stops import stops_group, taser_group  # noqa: E402 - registered last; it imports helpers above
+
+main.add_command(stops_group)
+main.add_command(taser_group)

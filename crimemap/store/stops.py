@@ -1,0 +1,253 @@
+"""Stop and search and Taser tables, in the same SQLite file as the rest of the store.
+
+They are written through the store's writer (one transaction with
+:meth:`crimemap.store.sqlite.SQLiteStore.writer`, so a failed load changes
+nothing and the data version goes up by one when it lands) and read through
+the store's per-thread read connection.
+
+Stops reuse the store's ``locations`` and ``location_areas`` tables: a stop's
+point is a location like a crime's, so it is joined once to every boundary
+layer, including layers loaded later. A stop with no coordinates has a NULL
+``location_id`` and is kept.
+
+Tables
+------
+stop_batches(feed, month, ...)
+    One month of one feed; loading it again replaces it.
+stops(batch_id, month, datetime, type, location_id, ...)
+    One row per search, with police.uk's values as published.
+stop_census(code, name, category, persons, source)
+    Census 2011 residents per area and ethnic category (``total`` and ``W1`` .. ``O2``).
+taser_force_year(force, year_end, measure, n, source)
+    The Home Office force-by-year table, one row per force, year end and measure.
+taser_deployments(incident, subject, officer, date, quarter, borough_code, borough, level, source)
+    One row per officer's use of Taser on one subject.
+"""
+
+import datetime as dt
+import sqlite3
+
+import pandas as pd
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS stop_batches(id INTEGER PRIMARY KEY, feed TEXT NOT NULL, month TEXT NOT NULL, "
+    "format TEXT, source TEXT, loaded_at TEXT, rows_read INTEGER, no_location INTEGER, rejected INTEGER, "
+    "fields TEXT, UNIQUE(feed, month))",
+    "CREATE TABLE IF NOT EXISTS stops(batch_id INTEGER NOT NULL, month TEXT NOT NULL, datetime TEXT, type TEXT, "
+    "location_id INTEGER, street TEXT, gender TEXT, age_range TEXT, self_defined_ethnicity TEXT, "
+    "officer_defined_ethnicity TEXT, legislation TEXT, object_of_search TEXT, outcome TEXT, outcome_linked INTEGER, "
+    "removal_of_clothing INTEGER, operation INTEGER, operation_name TEXT)",
+    "CREATE INDEX IF NOT EXISTS stops_batch ON stops(batch_id)",
+    "CREATE INDEX IF NOT EXISTS stops_month_location ON stops(month, location_id)",
+    "CREATE TABLE IF NOT EXISTS stop_census(code TEXT NOT NULL, name TEXT, category TEXT NOT NULL, "
+    "persons INTEGER NOT NULL, source TEXT, PRIMARY KEY(code, category)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS taser_force_year(force TEXT NOT NULL, year_end TEXT NOT NULL, measure TEXT NOT NULL, "
+    "n INTEGER, source TEXT, PRIMARY KEY(force, year_end, measure)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS taser_deployments(incident TEXT NOT NULL, subject TEXT NOT NULL, "
+    "officer TEXT NOT NULL, date TEXT NOT NULL, quarter TEXT NOT NULL, borough_code TEXT, borough TEXT, "
+    "level TEXT NOT NULL, source TEXT)",
+    "CREATE INDEX IF NOT EXISTS taser_deployments_quarter ON taser_deployments(quarter)",
+)
+
+STOP_COLUMNS = ["month", "datetime", "type", "location_id", "street", "gender", "age_range", "self_defined_ethnicity",
+                "officer_defined_ethnicity", "legislation", "object_of_search", "outcome", "outcome_linked",
+                "removal_of_clothing", "operation", "operation_name"]
+# Dimensions a summary may group stops by (column names, so safe to put in SQL).
+DIMENSIONS = ("type", "object_of_search", "outcome", "officer_defined_ethnicity", "self_defined_ethnicity",
+              "legislation", "gender", "age_range")
+
+
+def _now():
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def ensure_schema(conn):
+    """Create the tables inside the writer's transaction (DDL is transactional in SQLite)."""
+    for statement in SCHEMA:
+        conn.execute(statement)
+
+
+def _plain(value):
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def replace_stop_batch(writer, feed, month, fmt, source, frame, rejected=0, fields=()):
+    """Replace one (feed, month) of stops with ``frame`` (which has a ``location_id`` column).
+
+    Returns
+    -------
+    dict
+        ``feed, month, rows, no_location``.
+    """
+    conn = writer.conn
+    ensure_schema(conn)
+    old = conn.execute("SELECT id FROM stop_batches WHERE feed = ? AND month = ?", (feed, month)).fetchone()
+    if old:
+        conn.execute("DELETE FROM stops WHERE batch_id = ?", old)
+        conn.execute("DELETE FROM stop_batches WHERE id = ?", old)
+    no_location = int(frame["location_id"].isna().sum())
+    batch_id = conn.execute(
+        "INSERT INTO stop_batches(feed, month, format, source, loaded_at, rows_read, no_location, rejected, fields) "
+        "VALUES (?,?,?,?,?,?,?,?,?)",
+        (feed, month, fmt, str(source), _now(), len(frame) + int(rejected), no_location, int(rejected),
+         ",".join(sorted(fields)))).lastrowid
+    data = frame[STOP_COLUMNS].astype(object)
+    conn.executemany(
+        f"INSERT INTO stops(batch_id, {', '.join(STOP_COLUMNS)}) VALUES (?{',?' * len(STOP_COLUMNS)})",
+        ((batch_id, *[_plain(v) for v in row]) for row in data.itertuples(index=False, name=None)))
+    writer.changed = True
+    return {"feed": feed, "month": month, "rows": len(frame), "no_location": no_location}
+
+
+def replace_census(writer, frame, source, categories):
+    """Replace Census residents for the areas in ``frame`` (``code, name, total`` and the categories)."""
+    conn = writer.conn
+    ensure_schema(conn)
+    codes = frame["code"].tolist()
+    conn.executemany("DELETE FROM stop_census WHERE code = ?", ((c,) for c in codes))
+    rows = []
+    for record in frame.to_dict("records"):
+        for category in ["total", *categories]:
+            rows.append((record["code"], record["name"], category, int(record[category]), str(source)))
+    conn.executemany("INSERT INTO stop_census(code, name, category, persons, source) VALUES (?,?,?,?,?)", rows)
+    writer.changed = True
+    return len(codes)
+
+
+def replace_taser_force_year(writer, frame, source, measures):
+    """Replace the (force, year end) rows of a force-by-year table."""
+    conn = writer.conn
+    ensure_schema(conn)
+    keys = frame[["force", "year_end"]].drop_duplicates().itertuples(index=False, name=None)
+    conn.executemany("DELETE FROM taser_force_year WHERE force = ? AND year_end = ?", list(keys))
+    rows = [(r["force"], r["year_end"], m, _plain(r[m]), str(source))
+            for r in frame.to_dict("records") for m in measures]
+    conn.executemany("INSERT INTO taser_force_year(force, year_end, measure, n, source) VALUES (?,?,?,?,?)", rows)
+    writer.changed = True
+    return len(frame)
+
+
+def replace_taser_deployments(writer, frame, source):
+    """Replace every quarter ``frame`` covers with its deployments."""
+    conn = writer.conn
+    ensure_schema(conn)
+    quarters = sorted(frame["quarter"].unique())
+    conn.executemany("DELETE FROM taser_deployments WHERE quarter = ?", ((q,) for q in quarters))
+    cols = ["incident", "subject", "officer", "date", "quarter", "borough_code", "borough", "level"]
+    conn.executemany(
+        f"INSERT INTO taser_deployments({', '.join(cols)}, source) VALUES (?,?,?,?,?,?,?,?,?)",
+        ((*[_plain(v) for v in row], str(source)) for row in frame[cols].astype(object).itertuples(index=False,
+                                                                                                  name=None)))
+    writer.changed = True
+    return quarters
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _frame(store, sql, params=(), columns=()):
+    """A query's rows as a DataFrame; empty (with ``columns``) before anything was loaded."""
+    conn = store._reader()
+    if conn is None:
+        return pd.DataFrame(columns=list(columns))
+    try:
+        return pd.read_sql_query(sql, conn, params=list(params))
+    except (sqlite3.OperationalError, pd.errors.DatabaseError) as exc:
+        if "no such table" in str(exc):
+            return pd.DataFrame(columns=list(columns))
+        raise
+
+
+def stop_batches(store):
+    """Every loaded (feed, month) batch, oldest month first."""
+    return _frame(store, "SELECT feed, month, format, source, loaded_at, rows_read, no_location, rejected, fields "
+                  "FROM stop_batches ORDER BY month, feed",
+                  columns=("feed", "month", "format", "source", "loaded_at", "rows_read", "no_location", "rejected",
+                           "fields"))
+
+
+def _chosen(months):
+    # For each month, police.uk CSV batches win over API batches: the CSV is
+    # the complete month (with the searches that have no location), and a
+    # month loaded both ways must not count twice.
+    marks = ",".join("?" * len(months))
+    return (f"SELECT id FROM stop_batches b WHERE b.month IN ({marks}) AND (b.format = 'police-uk-stops-csv' OR "
+            "NOT EXISTS (SELECT 1 FROM stop_batches c WHERE c.month = b.month AND c.format = 'police-uk-stops-csv'))")
+
+
+def stop_counts(store, layer_id, months, by=(), code=None):
+    """Searches per area and month of a layer, optionally by more dimensions.
+
+    Parameters
+    ----------
+    layer_id : int
+        The boundary layer the stops' locations are joined to.
+    months : list of str
+    by : tuple of str
+        Columns of :data:`DIMENSIONS` to group by as well.
+    code : str, optional
+        Only this area.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``code`` (None: no location, or outside every area of the layer),
+        ``located`` (1 when the stop has coordinates), ``month``, the ``by``
+        columns and ``n``.
+    """
+    by = tuple(by)
+    bad = [d for d in by if d not in DIMENSIONS]
+    if bad:
+        raise ValueError(f"unknown stop dimension(s) {bad}; expected some of {DIMENSIONS}")
+    columns = ("code", "located", "month", *by, "n")
+    if not months:
+        return pd.DataFrame(columns=list(columns))
+    extra = "".join(f", s.{d}" for d in by)
+    sql = (f"SELECT la.code AS code, s.location_id IS NOT NULL AS located, s.month{extra}, COUNT(*) AS n "
+           f"FROM stops s LEFT JOIN location_areas la ON la.location_id = s.location_id AND la.layer_id = ? "
+           f"WHERE s.batch_id IN ({_chosen(months)})")
+    params = [layer_id, *months]
+    if code is not None:
+        sql += " AND la.code = ?"
+        params.append(code)
+    sql += f" GROUP BY la.code, located, s.month{extra}"
+    return _frame(store, sql, params, columns)
+
+
+def stop_months(store):
+    """The months with stop and search data loaded, oldest first."""
+    return sorted(stop_batches(store)["month"].unique().tolist())
+
+
+def census(store):
+    """Census residents per area and category: ``code, name, category, persons``."""
+    return _frame(store, "SELECT code, name, category, persons, source FROM stop_census ORDER BY code, category",
+                  columns=("code", "name", "category", "persons", "source"))
+
+
+def taser_force_year(store):
+    """The force-by-year Taser table, long: ``force, year_end, measure, n, source``."""
+    return _frame(store, "SELECT force, year_end, measure, n, source FROM taser_force_year "
+                  "ORDER BY force, year_end, measure", columns=("force", "year_end", "measure", "n", "source"))
+
+
+def taser_deployments(store, quarters=None):
+    """Taser deployments, one row per officer and subject (optionally only some quarters)."""
+    sql = "SELECT incident, subject, officer, date, quarter, borough_code, borough, level FROM taser_deployments"
+    params = []
+    if quarters:
+        sql += f" WHERE quarter IN ({','.join('?' * len(quarters))})"
+        params = list(quarters)
+    return _frame(store, sql + " ORDER BY date, incident, subject, officer", params,
+                  columns=("incident", "subject", "officer", "date", "quarter", "borough_code", "borough", "level"))
