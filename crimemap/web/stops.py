@@ -25,6 +25,7 @@ from crimemap.web import get_store, maps
 bp = Blueprint("stops", __name__)
 
 GEOMETRY = ("web", "full", "none")
+FORMATS = ("json", "geojson", "csv")
 
 
 @bp.after_request
@@ -82,7 +83,7 @@ def api_status():
 def api_choropleth():
     """Searches per 1,000 residents by borough against London (GeoJSON, EPSG:4326)."""
     _arg("level", "borough", ("borough",))
-    fmt = _arg("format", "json", dl.FORMATS)
+    fmt = _arg("format", "json", FORMATS)
     geometry = _arg("geometry", "web", GEOMETRY)
     months = _months()
     store = get_store()
@@ -103,7 +104,7 @@ def api_area(level, code):
     """One borough: searches, arrest rate, objects, outcomes, monthly trend and disproportionality."""
     if level != "borough":
         raise BadQuery(f"unknown level {level!r}; stop and search is summarised by borough only (expected borough)")
-    fmt = _arg("format", "json", dl.FORMATS)
+    fmt = _arg("format", "json", FORMATS)
     table = _arg("table", "disproportionality", sdl.SUMMARY_TABLES)
     months = _months()
     store = get_store()
