@@ -198,3 +198,28 @@ def test_pages_render(real):
     assert "Contains public sector information" in page
     assert client.get("/stops/borough/E09999999").status_code == 404
     assert client.get("/stops?from=bad").status_code == 400
+
+
+@pytest.mark.slow
+def test_reduced_columns_2018_by_london_month(instance, need_shared):
+    """The 2018 concatenation: 12 London months, no ethnicity columns, no-location rows kept."""
+    settings = settings_for(instance)
+    store = open_store(settings)
+    load_boundaries(store, need_shared(BOROUGHS), "borough", settings=settings)
+    path = need_shared("crime/police_uk/stop-and-search/2018-metropolitan-stop-and-search_reduced-columns.csv.gz")
+    report = ingest_stops(store, [path], settings=settings)
+    raw = pd.read_csv(path)
+    months = pd.to_datetime(raw["Date"], utc=True).dt.tz_convert("Europe/London").dt.strftime("%Y-%m")
+    from crimemap.store import stops as st
+
+    batches = st.stop_batches(store).set_index("month")
+    assert batches["rows_read"].to_dict() == months.value_counts().to_dict()
+    no_location = raw["Latitude"].isna().groupby(months).sum()
+    assert batches["no_location"].to_dict() == no_location.to_dict()
+    assert report["summary"]["no_location"] == 31_956 and report["summary"]["rejected"] == 0
+    from crimemap.stops.figures import borough_summary
+
+    summary = borough_summary(store, LAMBETH, sorted(batches.index))
+    assert summary["disproportionality"] == []  # no ethnicity in this file: no ratios, and a note says why
+    assert any("do not carry" in note and "not shown" in note for note in summary["notes"])
+    assert [m["month"] for m in summary["monthly"]] == sorted(batches.index)

@@ -330,9 +330,8 @@ def borough_summary(store, code, months, small_count=20):
     by_type = [{"type": t, "label": label, "searches": int(rows.loc[rows["type"] == t, "n"].sum()),
                 "share": int(rows.loc[rows["type"] == t, "n"].sum()) / total if total else None}
                for t, label in types.items()]
-    fields = set()
-    for value in batches["fields"].dropna():
-        fields.update(value.split(","))
+    per_batch = [set(value.split(",")) for value in batches["fields"].fillna("")]
+    fields = set().union(*per_batch) if per_batch else set()
     notes = ["Residents are Census 2011 usual residents: the people on a borough's streets (commuters, "
              "visitors, night-time economy) can differ a lot from those who live there, especially in central "
              "London (Westminster, Camden, the City), so ratios there overstate or understate exposure."]
@@ -347,9 +346,13 @@ def borough_summary(store, code, months, small_count=20):
         notes.append("No Census 2011 ethnic group table is loaded (crimemap stops population PATH), so there are "
                      "no disproportionality ratios.")
     missing = [b for b in BASES if fields and BASIS_COLUMNS[b] not in fields]
+    partial = [b for b in BASES if BASIS_COLUMNS[b] in fields and any(BASIS_COLUMNS[b] not in f for f in per_batch)]
     if missing:
-        notes.append("Some loaded files do not carry " + " or ".join(f"{b}-defined ethnicity" for b in missing) +
+        notes.append("The loaded files do not carry " + " or ".join(f"{b}-defined ethnicity" for b in missing) +
                      " (police.uk reduced-column files): those ratios are not shown.")
+    if partial:
+        notes.append("Some months' files do not carry " + " or ".join(f"{b}-defined ethnicity" for b in partial) +
+                     ": their searches count as not stated, so those ratios cover only the other months.")
     if len(covered) < len(months):
         notes.append(f"Stop and search data covers {len(covered)} of the {len(months)} months of this period.")
     interval = proportion_interval(arrests, total)
