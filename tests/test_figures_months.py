@@ -69,3 +69,41 @@ def test_baselines():
     for bad in ("2012/15", "FY12", "2012-13/2012-01"):
         with pytest.raises(ValueError):
             m.baseline_months(bad)
+
+
+@pytest.mark.parametrize("kind, start, end, expected", [
+    ("latest-month", None, None, ["2024-06"]),
+    ("last-3-months", "2020-01", "2020-02", ["2024-04", "2024-05", "2024-06"]),  # from/to only count for custom
+    ("rolling-12-months", None, None, [f"2023-{m:02d}" for m in range(7, 13)] + [f"2024-{m:02d}" for m in range(1, 7)]),
+    (None, None, None, [f"2023-{m:02d}" for m in range(7, 13)] + [f"2024-{m:02d}" for m in range(1, 7)]),
+    ("custom", "2023-11", "2024-02", ["2023-11", "2023-12", "2024-01", "2024-02"]),
+    (None, "2024-05", None, ["2024-05", "2024-06"]),  # from alone: to the latest month, and means custom
+])
+def test_pick_period(kind, start, end, expected):
+    from crimemap.figures.months import pick_period
+
+    key, months = pick_period(kind, start, end, "2024-06", 120)
+    assert months == expected
+    assert key == (kind or ("custom" if start or end else "rolling-12-months"))
+
+
+def test_pick_period_errors_and_nothing_loaded():
+    from crimemap.figures.months import pick_period
+
+    with pytest.raises(BadQuery, match="unknown period 'week'; expected one of latest-month"):
+        pick_period("week", None, None, "2024-06", 120)
+    with pytest.raises(BadQuery, match="at most 12"):
+        pick_period("custom", "2020-01", "2024-06", "2024-06", 12)
+    assert pick_period("last-3-months", None, None, None, 120) == ("last-3-months", [])
+
+
+@pytest.mark.parametrize("top", [0, 1, 3, 7, 10, 19, 73, 101, 999, 12345])
+def test_chart_axis_ticks_are_round_and_cover_the_top(top):
+    from crimemap.web.charts import nice_ticks
+
+    ticks = nice_ticks(top)
+    steps = {b - a for a, b in zip(ticks, ticks[1:])}
+    assert ticks[0] == 0 and ticks[-1] >= top and len(steps) == 1
+    step = steps.pop()
+    assert step >= 1 and str(step).rstrip("0") in ("1", "2", "25", "5")
+    assert len(ticks) <= 7
