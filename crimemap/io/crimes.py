@@ -231,7 +231,7 @@ def resolve_columns(header, wanted, required, name, what):
     return position
 
 
-def csv_records(path, ncol, usecols, block_rows, rejects):
+def csv_records(path, ncol, usecols, block_rows, rejects, fast=None):
     """Yield ``(frame, source_rows)`` for the body of a CSV file, block by block.
 
     ``frame`` has one ``str`` column per position in ``usecols`` (named by
@@ -239,7 +239,15 @@ def csv_records(path, ncol, usecols, block_rows, rejects):
     records (wrong field count, unterminated quote) and a truncated gzip tail
     go to ``rejects``; blank lines are skipped. At most ``block_rows`` lines
     are held at once, so memory stays bounded.
+
+    ``fast``, when given, is tried first on each block of whole lines (about
+    ``block_rows * 128`` bytes): called with the block's bytes and the line
+    number of its first line, it returns the block's finished chunk (one row
+    per line, every row clean), or None, and then the block is read here as
+    without it. A chunk it returns is yielded as ``(chunk, None)``.
     """
+    from crimemap.io.blocks import csv_blocks, take_lines  # blocks imports this module
+
     reader = _CsvBody(Path(path).name, ncol, usecols, rejects)
     block_rows = max(int(block_rows), 4 * MAX_RECORD_LINES)
     with ByteSource(path) as src:
@@ -258,6 +266,9 @@ def csv_records(path, ncol, usecols, block_rows, rejects):
                 reader.cut_broken_tail(b"", 2, src)
             return
         body = first[header_end + 1:]
+        if fast is not None:
+            yield from csv_blocks(reader, src, body, fast, block_rows)
+            return
         pending, counts = [body], [body.count(b"\n")]
         line_no, eof = 2, False
         while True:
@@ -269,7 +280,7 @@ def csv_records(path, ncol, usecols, block_rows, rejects):
                 pending.append(piece)
                 counts.append(piece.count(b"\n"))
             if sum(counts) > block_rows or (sum(counts) == block_rows and not eof):
-                data, pending, counts = _take_lines(pending, counts, block_rows)
+                data, pending, counts = take_lines(pending, counts, block_rows)
                 nlines, final = block_rows, False
             else:
                 data = b"".join(pending)
@@ -287,21 +298,6 @@ def csv_records(path, ncol, usecols, block_rows, rejects):
                 counts.insert(0, data[carry:].count(b"\n"))
                 data = data[:carry]
             line_no += data.count(b"\n") if carry is not None else nlines
-
-
-def _take_lines(pieces, counts, n):
-    """Split off the first ``n`` complete lines of ``pieces`` (newline counts in ``counts``)."""
-    before = 0
-    for k, count in enumerate(counts):
-        if before + count >= n:
-            piece, pos = pieces[k], -1
-            for _ in range(n - before):
-                pos = piece.find(b"\n", pos + 1)
-            head = b"".join(pieces[:k]) + piece[:pos + 1]
-            tail = piece[pos + 1:]
-            return head, [tail, *pieces[k + 1:]], [count - (n - before), *counts[k + 1:]]
-        before += count
-    raise ValueError("fewer lines than asked for")  # callers check the total first
 
 
 class _CsvBody:
@@ -555,7 +551,10 @@ def read_points(path, fmt=None, chunk_rows=200_000, rejects=None):
     # Imported here, not at the top: policeuk imports this module's shared helpers.
     from crimemap.io import policeuk
 
-    return policeuk.read(path, fmt, int(chunk_rows), rejects if rejects is not None else Rejects())
+    chunks = policeuk.read(path, fmt, int(chunk_rows), rejects if rejects is not None else Rejects())
+    from crimemap.io.blocks import PREFETCH, Prefetch  # see above
+
+    return Prefetch(chunks) if PREFETCH else chunks
 
 
 def read_counts(path, fmt=None, rejects=None):

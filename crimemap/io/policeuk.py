@@ -16,7 +16,13 @@ import pandas as pd
 
 from crimemap.errors import BadInput
 from crimemap.io.crimes import csv_records, load_schema, norm, read_csv_header, resolve_columns, sniff
+from crimemap.io import policeuk_arrow
 from crimemap.io.policeuk_json import raw_chunks
+
+# Clean blocks go through pyarrow (crimemap.io.policeuk_arrow) and everything
+# else through the careful reader here; False reads every block carefully (the
+# tests compare the two).
+FAST_PATH = True
 
 _TEXT_FIELDS = ("crime_id", "location", "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context",
                 "location_type", "location_subtype")
@@ -140,7 +146,18 @@ def _csv_frames(path, ncol, position, chunk_rows, rejects):
     fields = [f for f in sorted(position, key=position.get) if f in used]
     usecols = sorted({position[f] for f in fields})
     label_to_slug, slug_to_label = categories()
-    for frame, rows in csv_records(path, ncol, usecols, chunk_rows, rejects):
+    def fast(data, line_no):
+        table = policeuk_arrow.csv_table(data, ncol, usecols)
+        if table is None:
+            return None
+        rows = np.arange(line_no, line_no + table.num_rows, dtype=np.int64)
+        return policeuk_arrow.finish_csv(table, {f: position[f] for f in fields}, rows, stats,
+                                         label_to_slug, slug_to_label)
+
+    for frame, rows in csv_records(path, ncol, usecols, chunk_rows, rejects, fast=fast if FAST_PATH else None):
+        if rows is None:  # a block the fast path took whole
+            yield frame
+            continue
         raw = {field: frame[position[field]] for field in fields}
         yield _finish(raw, rows, rejects, stats, label_to_slug=label_to_slug, slug_to_label=slug_to_label)
     stats.finish(rejects)
@@ -306,6 +323,17 @@ def _frame(columns, rows):
 def _json_frames(path, chunk_rows, rejects):
     _, slug_to_label = categories()
     stats = _FileStats(path.name)
-    for raw, rows, prior in raw_chunks(path, chunk_rows, rejects):
+    force_of = _layout()["api_json"]["force_from_location_type"]
+
+    def fast(data, rows, seen):
+        table = policeuk_arrow.json_table(data)
+        return None if table is None else policeuk_arrow.finish_json(table, rows, stats, slug_to_label, force_of,
+                                                                     seen)
+
+    for item in raw_chunks(path, chunk_rows, rejects, fast=fast if FAST_PATH else None):
+        if isinstance(item, pd.DataFrame):  # a block the fast path took whole
+            yield item
+            continue
+        raw, rows, prior = item
         yield _finish(raw, rows, rejects, stats, slug_to_label=slug_to_label, slugs=raw["category"], prior=prior)
     stats.finish(rejects)
