@@ -105,6 +105,23 @@ DEFAULTS = {
     "POSTCODES_RADIUS_MAX_M": 2000.0,
     "POSTCODES_AUTOCOMPLETE_MAX": 100,
     "POSTCODES_SUGGESTIONS": 5,
+    # The police.uk-compatible API (docs/policeuk-api.md), with police.uk's
+    # own limits: more crimes than this in one answer is a 503, a GET URL
+    # longer than this is a 400, and a poly may have at most this many points.
+    "POLICEUK_MAX_CRIMES": 10_000,
+    "POLICEUK_GET_URL_MAX": 4094,
+    "POLICEUK_POLY_MAX_VERTICES": 10_000,
+    # Its rate limit per client address (a flask-limiter limit string; empty
+    # turns it off) and where the counts live ("memory://" counts per server
+    # process; a redis:// or memcached:// URI shares them). police.uk allows
+    # 15 requests/s with bursts of 30 (a leaky bucket); "30 per 2 seconds" in
+    # a moving window gives the same burst and long-run rate, never more.
+    "POLICEUK_RATE_LIMIT": "30 per 2 seconds",
+    "POLICEUK_RATE_LIMIT_STORAGE": "memory://",
+    # Cache-Control max-age, in seconds, of JSON answers under /api and
+    # /postcodes.io; their ETag changes with the data version, so a client
+    # revalidates cheaply (304) after that (docs/openapi.md, "Caching").
+    "API_CACHE_MAX_AGE_S": 300,
 }
 
 CONFIG_FILE = "crimemap.cfg"

@@ -33,8 +33,9 @@ MILE_M = 1609.344
 EARTH_RADIUS_M = 6371008.8
 ALL_CRIME = "all-crime"
 
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-_NUMBER = re.compile(r"[+-]?(\d{1,3}(\.\d*)?|\.\d+)")
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_ID = re.compile(r"[0-9]{1,18}")
+_NUMBER = re.compile(r"[+-]?([0-9]{1,3}(\.[0-9]*)?|\.[0-9]+)")
 # Longest text quoted back in an error message.
 _SHOWN_MAX = 40
 
@@ -263,7 +264,7 @@ def crimes_at_location(store, month, *, location_id=None, point=None, max_crimes
     if month is None:
         return []
     if location_id is not None:
-        if not isinstance(location_id, str) or not location_id.isdigit() or len(location_id) > 18:
+        if not isinstance(location_id, str) or not _ID.fullmatch(location_id):
             raise BadQuery(f"invalid location_id {_shown(location_id)}; expected a whole number")
         return _serve(crime_rows.crimes_at_street(store, int(location_id), month, limit=max_crimes + 1),
                       max_crimes)

@@ -34,6 +34,7 @@ def create_app(config=None):
     app.extensions["crimemap"] = {"store": open_store(settings, readonly=True)}
 
     from crimemap.web import api, compat_postcodes_io, embed, errors, headers, pages, postcodes_api
+    from crimemap.web import caching, openapi, policeuk_api
 
     errors.register(app)
     app.register_blueprint(pages.bp)
@@ -42,6 +43,9 @@ def create_app(config=None):
     app.register_blueprint(compat_postcodes_io.bp)
     app.register_blueprint(embed.bp)
     headers.register(app)
+    policeuk_api.init_app(app)
+    app.register_blueprint(openapi.bp)
+    caching.register(app)  # after the rate limit: a revalidation counts against it too
 
     @app.context_processor
     def _page_context():

@@ -29,9 +29,7 @@ def _headers(response):
     # Open data for any page or script: no cookies are involved, so any origin may read it.
     response.headers.setdefault("Access-Control-Allow-Origin", "*")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if request.method == "GET" and response.status_code == 200 and not response.direct_passthrough:
-        response.add_etag()
-        response.make_conditional(request)
+    # ETag, Cache-Control and 304s: crimemap.web.caching, for every API alike.
     return response
 
 

@@ -14,6 +14,7 @@ Routes are static-first, so ``/api/v1/...`` always wins over
 
 import orjson
 from flask import Blueprint, current_app, request
+from werkzeug.routing import AnyConverter
 
 from crimemap import policeuk_compat as pk
 from crimemap.errors import BadQuery
@@ -21,11 +22,19 @@ from crimemap.web import get_store
 
 bp = Blueprint("policeuk_api", __name__, url_prefix="/api")
 
-FORCE = "any(" + ", ".join(f'"{f}"' for f in sorted(pk.FORCE_NAMES)) + "):force"
+FORCE = "policeuk_force:force"
+
+
+class ForceConverter(AnyConverter):
+    """A police.uk force id in a URL; nothing else matches (so ``/api/v1/...`` never reaches these routes)."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, *sorted(pk.FORCE_NAMES))
 
 
 def init_app(app):
     """Register the blueprint and, when ``POLICEUK_RATE_LIMIT`` is set, its rate limit."""
+    app.url_map.converters["policeuk_force"] = ForceConverter
     limit = app.config.get("POLICEUK_RATE_LIMIT") or ""
     if limit:
         from flask_limiter import Limiter
@@ -33,7 +42,8 @@ def init_app(app):
 
         limiter = Limiter(get_remote_address, app=app, storage_uri=app.config["POLICEUK_RATE_LIMIT_STORAGE"],
                           strategy="moving-window", headers_enabled=True, key_prefix="policeuk")
-        limiter.limit(limit)(bp)
+        # One count per client across every route, as police.uk counts.
+        limiter.shared_limit(limit, scope="policeuk")(bp)
     app.register_blueprint(bp)
 
 

@@ -1,0 +1,84 @@
+"""HTTP caching of the APIs: ETag and Cache-Control keyed on the data version.
+
+Every successful GET under ``/api/`` and ``/postcodes.io/`` carries
+
+- ``ETag``: derived from the store's data version, the serving postcode
+  lookup version, the code and settings that shape answers, and the request
+  URL. A load, a postcode refresh or a new release changes it.
+- ``Cache-Control: public, max-age=API_CACHE_MAX_AGE_S``.
+
+A request whose ``If-None-Match`` holds the current ETag is answered 304
+before the view runs, so revalidation costs one data-version query, not a
+recomputation (docs/openapi.md, "Caching"). Registered once on the app by
+:func:`register`; no blueprint repeats it.
+"""
+
+import hashlib
+import json
+
+from flask import current_app, request
+
+from crimemap import __version__
+from crimemap.config import DEFAULTS
+
+CACHED_PREFIXES = ("/api/", "/postcodes.io/")
+_EXT = "crimemap_caching"
+
+
+def _fingerprint(config):
+    # Settings change answers (bands, simplification, limits): a restart with
+    # other settings must not revalidate answers made with the old ones.
+    settings = {key: config.get(key) for key in sorted(DEFAULTS) if key != "INSTANCE"}
+    text = json.dumps([__version__, settings], default=str, sort_keys=True)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _cached_request():
+    return request.method in ("GET", "HEAD") and request.path.startswith(CACHED_PREFIXES)
+
+
+def data_versions():
+    """``(store data version, postcode lookup version or None)`` of the running app."""
+    from crimemap.postcodes.build import current_version, folder_of
+    from crimemap.web import get_store
+
+    return get_store().data_version(), current_version(folder_of(current_app.config["INSTANCE"]))
+
+
+def current_etag():
+    """The ETag (without quotes) an answer to this request carries now."""
+    data, lookup = data_versions()
+    url = request.full_path if request.query_string else request.path
+    key = f"{current_app.extensions[_EXT]}|{data}|{lookup}|{url}"
+    return f"d{data}-p{lookup or 0}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:16]}"
+
+
+def _cache_control(response):
+    response.headers["Cache-Control"] = f"public, max-age={int(current_app.config['API_CACHE_MAX_AGE_S'])}"
+
+
+def _revalidate():
+    if not _cached_request() or not request.if_none_match:
+        return None
+    etag = current_etag()
+    if not request.if_none_match.contains_weak(etag):
+        return None
+    response = current_app.response_class(status=304)
+    response.set_etag(etag)
+    _cache_control(response)
+    return response
+
+
+def _label(response):
+    if not _cached_request() or response.status_code != 200 or response.direct_passthrough:
+        return response
+    response.set_etag(current_etag())
+    _cache_control(response)
+    return response.make_conditional(request)
+
+
+def register(app):
+    """Add ETag, Cache-Control and 304 revalidation to the app's API answers."""
+    app.extensions[_EXT] = _fingerprint(app.config)
+    app.before_request(_revalidate)
+    app.after_request(_label)
