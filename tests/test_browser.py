@@ -130,6 +130,32 @@ def test_changing_the_crime_type_changes_the_shading(server, chromium):
     assert everything != burglary
 
 
+def test_the_period_picker_changes_the_map_and_the_table(server, chromium):
+    latest = chromium(f"{server}/?period=latest-month", "--dump-dom")
+    year = chromium(f"{server}/?period=rolling-12-months", "--dump-dom")
+    assert re.search(r'name="period" value="latest-month" checked', latest)
+    assert len(_fills(latest)) == len(_fills(year)) >= len(_areas(server, "borough"))
+    assert _fills(latest) != _fills(year)
+    month = re.search(r'id="to" name="to" type="month"[^>]*value="(\d{4}-\d{2})"', latest).group(1)
+    assert f"All crime by borough, {month} to {month}</caption>" in latest
+
+
+POINT_FILL = "#7a3b9f"  # crimemap.web.maps.points_layer
+
+
+def test_area_page_draws_its_chart_and_points(server, chromium):
+    ward = next(f["id"] for f in _features(server, "ward") if f["properties"]["force"] == "metropolitan")
+    dom = chromium(f"{server}/area/ward/{ward}", "--dump-dom")
+    chart = dom[dom.index('<svg class="chart"'):]
+    chart = chart[:chart.index("</svg>")]
+    assert len(re.findall(r'<rect class="bar-(?:now|before|no-data)"', chart)) == 24
+    locations = int(re.search(r"crimes\s+at ([\d,]+) locations", dom).group(1).replace(",", ""))
+    drawn = [tag for tag in AREA_PATH.findall(dom) if f'fill="{POINT_FILL}"' in tag]
+    assert len(drawn) == locations > 0  # one circle per published location
+    for section in ("trend", "three-months", "target", "neighbours", "no-location"):
+        assert f'id="{section}"' in dom
+
+
 def test_screenshots(server, chromium, tmp_path):
     folder = SCREENSHOTS if os.environ.get("CRIMEMAP_UPDATE_SCREENSHOTS") == "1" else tmp_path
     # A Met borough: the City of London is the exception, not the typical area page.
@@ -138,7 +164,8 @@ def test_screenshots(server, chromium, tmp_path):
     for name, path in shots.items():
         target = folder / name
         target.unlink(missing_ok=True)
-        chromium(server + path, "--window-size=1280,900", f"--screenshot={target}")
+        size = "1280,2300" if name == "area-page.png" else "1280,900"  # the area page's sections, whole
+        chromium(server + path, f"--window-size={size}", f"--screenshot={target}")
         data = target.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         # A blank or error page compresses to a few KB; a drawn map with a table does not.
