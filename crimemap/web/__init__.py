@@ -41,6 +41,10 @@ def create_app(config=None):
     app.register_blueprint(api.bp)
     app.register_blueprint(postcodes_api.bp)
     app.register_blueprint(compat_postcodes_io.bp)
+
+    from crimemap.web import stops
+
+    app.register_blueprint(stops.bp)
     app.register_blueprint(embed.bp)
     headers.register(app)
     policeuk_api.init_app(app)
