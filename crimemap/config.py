@@ -74,6 +74,10 @@ DEFAULTS = {
     "EMBED_WIDTH": 720,
     "EMBED_HEIGHT": 600,
     "EMBED_PNG_MAX_PX": 2400,
+    # The most embed snapshots frozen per data version (any period and crime
+    # type can be asked for, so requests alone must not fill the disk); past
+    # it an embed is served with a note that it is not kept.
+    "EMBED_SNAPSHOTS_MAX": 5000,
     # Web server.
     "HOST": "127.0.0.1",
     "PORT": 8000,

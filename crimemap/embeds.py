@@ -173,6 +173,7 @@ def _write_atomic(path, doc):
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
             f.write(json.dumps(doc, separators=(",", ":")).encode("utf-8"))
             f.flush()
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; snapshots are public figures
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -320,6 +321,15 @@ def freeze(store, query, settings):
                            f"(the current version is {current})")
     doc, shapes = build_snapshot(store, query, settings)
     geometry = _geometry_doc(shapes)
+    version_folder = snapshot_path(instance, query).parent
+    kept = sum(1 for _ in version_folder.glob("*.json.gz")) if version_folder.is_dir() else 0
+    if kept >= int(settings["EMBED_SNAPSHOTS_MAX"]):
+        # Any period and crime type can be asked for; the cap stops requests from filling the disk.
+        log.warning("not freezing embed %s: %d snapshots of version %s already (EMBED_SNAPSHOTS_MAX)",
+                    query.key(), kept, query.version)
+        doc["unsaved"] = True
+        doc["geometry_doc"] = geometry
+        return doc
     try:
         geometry_path = folder(instance) / "geometry" / doc["geometry"]
         if not geometry_path.exists():

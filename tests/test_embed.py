@@ -208,3 +208,16 @@ def test_bad_embed_parameters_are_clear_4xx_pages(api_2018, tmp_path, query, sta
         assert response.status_code == status, (path, query, response.get_data(as_text=True)[:300])
         assert "This map cannot be shown" in response.get_data(as_text=True)
         assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_past_the_cap_an_embed_is_served_but_says_it_is_not_kept(api_2018, tmp_path):
+    instance = copy_instance(api_2018.instance, tmp_path / "instance")
+    client = create_app({"INSTANCE": str(instance), "TESTING": True, "EMBED_SNAPSHOTS_MAX": 1}).test_client()
+    first = client.get("/embed/map?level=borough&crime=burglary&from=2018-03&to=2018-05")
+    second = client.get("/embed/map?level=borough&crime=robbery&from=2018-03&to=2018-05")
+    assert first.status_code == second.status_code == 200
+    assert "not kept on the server" not in first.get_data(as_text=True)
+    assert "not kept on the server" in second.get_data(as_text=True)
+    assert second.headers["Cache-Control"] == "public, max-age=300"
+    assert len(list((instance / "embeds").glob("v*/*.json.gz"))) == 1
+    assert figures_of(second.get_data(as_text=True))  # still the figures, just not frozen
