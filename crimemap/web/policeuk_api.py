@@ -9,12 +9,12 @@ for a longer GET), ``POLICEUK_POLY_MAX_VERTICES`` and the rate limit
 ``POLICEUK_RATE_LIMIT`` (429, flask-limiter).
 
 Routes are static-first, so ``/api/v1/...`` always wins over
-``/api/<force>/<id>``; ``<force>`` only matches police.uk force ids.
+``/api/<force>/<id>``; a path that matches no other route and names no
+police.uk force (``/api/v2/status``) is the plain 404 "Not found".
 """
 
 import orjson
-from flask import Blueprint, current_app, request
-from werkzeug.routing import AnyConverter
+from flask import Blueprint, abort, current_app, request
 
 from crimemap import policeuk_compat as pk
 from crimemap.errors import BadQuery
@@ -22,19 +22,8 @@ from crimemap.web import get_store
 
 bp = Blueprint("policeuk_api", __name__, url_prefix="/api")
 
-FORCE = "policeuk_force:force"
-
-
-class ForceConverter(AnyConverter):
-    """A police.uk force id in a URL; nothing else matches (so ``/api/v1/...`` never reaches these routes)."""
-
-    def __init__(self, url_map):
-        super().__init__(url_map, *sorted(pk.FORCE_NAMES))
-
-
 def init_app(app):
     """Register the blueprint and, when ``POLICEUK_RATE_LIMIT`` is set, its rate limit."""
-    app.url_map.converters["policeuk_force"] = ForceConverter
     limit = app.config.get("POLICEUK_RATE_LIMIT") or ""
     if limit:
         from flask_limiter import Limiter
@@ -78,6 +67,12 @@ def _param(name):
 
 def _month():
     return pk.parse_month(_param("date"), get_store())
+
+
+def _neighbourhoods(force):
+    if force not in pk.FORCE_NAMES:
+        abort(404)  # not a police.uk force, so not one of these routes at all
+    return pk.neighbourhoods(get_store())
 
 
 def _max_crimes():
@@ -150,19 +145,19 @@ def locate_neighbourhood():
     return jsonify(pk.neighbourhoods(get_store()).locate(lat, lng))
 
 
-@bp.get(f"/<{FORCE}>/neighbourhoods")
+@bp.get("/<force>/neighbourhoods")
 def neighbourhoods(force):
     """A force's neighbourhoods (the loaded SNT areas, or wards): ``[{id, name}]``."""
-    return jsonify(pk.neighbourhoods(get_store()).of_force(force))
+    return jsonify(_neighbourhoods(force).of_force(force))
 
 
-@bp.get(f"/<{FORCE}>/<neighbourhood>")
+@bp.get("/<force>/<neighbourhood>")
 def neighbourhood(force, neighbourhood):
     """One neighbourhood: name, centre, population."""
-    return jsonify(pk.neighbourhoods(get_store()).detail(force, neighbourhood))
+    return jsonify(_neighbourhoods(force).detail(force, neighbourhood))
 
 
-@bp.get(f"/<{FORCE}>/<neighbourhood>/boundary")
+@bp.get("/<force>/<neighbourhood>/boundary")
 def boundary(force, neighbourhood):
     """A neighbourhood's boundary: ``[{latitude, longitude}]`` strings, WGS84."""
-    return jsonify(pk.neighbourhoods(get_store()).boundary(force, neighbourhood))
+    return jsonify(_neighbourhoods(force).boundary(force, neighbourhood))
