@@ -8,6 +8,7 @@ keeps serving. The CLI in :mod:`crimemap.cli` is a thin wrapper over these.
 
 import dataclasses
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,22 @@ def _feed(fmt, force):
     return fmt  # mps-ward, mps-borough, mps-lsoa
 
 
+def build_indexes(layers, cell_m=50.0, threads=2):
+    """Build an AreaIndex per ``(geometries, codes)`` layer, up to ``threads`` at a time.
+
+    Building is mostly GEOS and numpy work, which releases the GIL, so two
+    layers (wards and boroughs, say) build side by side on two cores.
+    """
+    def build(layer):
+        return AreaIndex(layer[0], layer[1], cell_m=cell_m)
+
+    layers = list(layers)
+    if threads <= 1 or len(layers) <= 1:
+        return [build(layer) for layer in layers]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(build, layers))
+
+
 class _IndexCache:
     """Build each layer's AreaIndex once per transaction, and only when needed."""
 
@@ -75,11 +92,17 @@ class _IndexCache:
         self.threads = int(settings.get("JOIN_THREADS", 2))
         self._indexes = {}
 
-    def get(self, layer_id):
-        if layer_id not in self._indexes:
+    def prepare(self, layer_ids):
+        """Build the indexes of these layers (those not built yet) side by side."""
+        todo = [layer_id for layer_id in layer_ids if layer_id not in self._indexes]
+        layers = []
+        for layer_id in todo:
             codes, wkbs = self.writer.layer_geometries(layer_id)
-            self._indexes[layer_id] = AreaIndex(shapely.from_wkb(wkbs), np.asarray(codes, dtype=object),
-                                                cell_m=self.cell_m)
+            layers.append((shapely.from_wkb(wkbs), np.asarray(codes, dtype=object)))
+        self._indexes.update(zip(todo, build_indexes(layers, self.cell_m, self.threads)))
+
+    def get(self, layer_id):
+        self.prepare([layer_id])
         return self._indexes[layer_id]
 
 
@@ -92,7 +115,10 @@ def join_locations(writer, cache, layer_ids=None):
         layer id -> number of locations joined.
     """
     joined = {}
-    for layer_id in layer_ids if layer_ids is not None else writer.layer_ids():
+    todo = [layer_id for layer_id in (layer_ids if layer_ids is not None else writer.layer_ids())
+            if writer.has_unjoined_locations(layer_id)]
+    cache.prepare(todo)
+    for layer_id in todo:
         ids, x, y = writer.unjoined_locations(layer_id)
         if len(ids) == 0:
             continue

@@ -325,10 +325,8 @@ def _json_frames(path, chunk_rows, rejects):
     stats = _FileStats(path.name)
     force_of = _layout()["api_json"]["force_from_location_type"]
 
-    def fast(data, rows, seen):
-        table = policeuk_arrow.json_table(data)
-        return None if table is None else policeuk_arrow.finish_json(table, rows, stats, slug_to_label, force_of,
-                                                                     seen)
+    def fast(data, first_line, seen):
+        return policeuk_arrow.json_chunk(data, first_line, stats, slug_to_label, force_of, seen)
 
     for item in raw_chunks(path, chunk_rows, rejects, fast=fast if FAST_PATH else None):
         if isinstance(item, pd.DataFrame):  # a block the fast path took whole

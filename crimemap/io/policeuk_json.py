@@ -71,9 +71,9 @@ def raw_chunks(path, chunk_rows, rejects, fast=None):
         Position in the chunk to ``(reason, detail)`` for refused records.
 
     With ``fast`` (JSON Lines only), blocks of whole lines are offered to
-    ``fast(data, line_numbers, seen_ids)`` first; a finished chunk it returns
-    is yielded as it is (a DataFrame, not a tuple), and a block it refuses (None)
-    is read here as without it.
+    ``fast(data, first_line_number, seen_ids)`` first; a finished chunk it
+    returns (one row per line) is yielded as it is (a DataFrame, not a tuple),
+    and a block it refuses (None) is read here as without it.
     """
     columns = _Columns(load_schema("police_uk_street.json")["api_json"])
     with ByteSource(path) as src:
@@ -112,10 +112,9 @@ class _Bytes:
         return data
 
 
-def _fast_lines(source, columns, chunk_rows, fast):
-    """JSON Lines in blocks of whole lines: each taken by ``fast`` or, failing that, read record by record."""
-    src, pending, number, eof = source.src, source.pending, 0, False
-    block_bytes = min(64 << 20, max(PIECE_BYTES, chunk_rows * 512))  # an API record is ~360 bytes
+def _raw_blocks(src, pending, block_bytes):
+    """Yield ``(bytes, eof)``: ``src`` in blocks of about ``block_bytes``, ``pending`` first."""
+    eof = False
     while not eof:
         parts, size = [pending], len(pending)
         while size < block_bytes:
@@ -125,30 +124,43 @@ def _fast_lines(source, columns, chunk_rows, fast):
                 break
             parts.append(piece)
             size += len(piece)
-        data = b"".join(parts)
+        pending = b""
+        yield b"".join(parts), eof
+
+
+def _fast_lines(source, columns, chunk_rows, fast):
+    """JSON Lines in blocks of whole lines: each taken by ``fast`` or, failing that, read record by record.
+
+    The next block is read (and gunzipped) in a worker thread while this one is parsed.
+    """
+    from crimemap.io.blocks import Prefetch
+
+    src, pending, number = source.src, b"", 0
+    # An API record is ~360 bytes; blocks of a few MB let reading overlap parsing.
+    block_bytes = min(8 << 20, max(PIECE_BYTES, chunk_rows * 512))
+    raw = Prefetch(_raw_blocks(src, source.pending, block_bytes))
+    for data, eof in raw:
+        data = pending + data if pending else data
         if eof and src.broken:  # the careful reader reports the truncated tail, as without the fast path
             careful = _LineSource(src, data, source.name, source.rejects)
             careful.number = number
             yield from _careful(careful, columns, chunk_rows)
             break
         cut = len(data) if eof else data.rfind(b"\n") + 1
-        if cut == 0:
-            pending = data
-            continue
         block, pending = data[:cut], data[cut:]
         if not block:
-            break
-        lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-        chunk = fast(block, np.arange(number + 1, number + lines + 1, dtype=np.int64), columns.seen)
+            continue
+        chunk = fast(block, number + 1, columns.seen)
         if chunk is None:
             careful = _LineSource(_Bytes(), block, source.name, source.rejects)
             careful.number = number
             yield from _careful(careful, columns, chunk_rows)
+            number += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
         else:
             if columns.size:
                 yield columns.flush()
             yield chunk
-        number += lines
+            number += len(chunk)
     if columns.size:
         yield columns.flush()
 

@@ -344,6 +344,13 @@ class SQLiteWriter:
         ids[list(k)] = list(v)
         return ids[inverse.ravel()]
 
+    def has_unjoined_locations(self, layer_id):
+        """Whether some location is not yet joined to a layer."""
+        return self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM locations l WHERE NOT EXISTS ("
+            "SELECT 1 FROM location_areas la WHERE la.layer_id = ? AND la.location_id = l.id))",
+            (layer_id,)).fetchone()[0] == 1
+
     def unjoined_locations(self, layer_id):
         """Locations not yet joined to a layer: (ids, x, y) arrays."""
         rows = self.conn.execute(
