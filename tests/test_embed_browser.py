@@ -41,7 +41,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 class DevTools:
-    """Chromium driven over ``--remote-debugging-pipe``: JSON messages ending in NUL, commands on fd 3, replies on fd 4."""
+    """Chromium over ``--remote-debugging-pipe``: JSON messages ending in NUL, commands on fd 3, replies on fd 4."""
 
     def __init__(self, binary, profile):
         cmd_read, self._cmd_write = os.pipe()
@@ -199,16 +199,18 @@ def loaded_page(news_page, tmp_path_factory):
             if event.get("method") == "Runtime.executionContextCreated":
                 context = event["params"]["context"]
                 contexts[context["auxData"]["frameId"]] = context["id"]  # the latest document of each frame
-        probe = """JSON.stringify({
-            href: location.href,
-            fills: Array.from(document.querySelectorAll('path.leaflet-interactive'), p => p.getAttribute('fill')),
-            legend: Array.from(document.querySelectorAll('.legend-inline li'), li => li.textContent.trim()),
-            legendBottom: (document.querySelector('.legend-inline') || {getBoundingClientRect: () => ({bottom: 1e9})})
-                .getBoundingClientRect().bottom,
-            attributionBottom: (document.querySelector('.attribution') || {getBoundingClientRect: () => ({bottom: 1e9})})
-                .getBoundingClientRect().bottom,
-            height: innerHeight,
-            text: document.body ? document.body.innerText : ''})"""
+        probe = """(() => {
+            const bottom = (selector) => {
+                const element = document.querySelector(selector);
+                return element ? element.getBoundingClientRect().bottom : 1e9;
+            };
+            return JSON.stringify({
+                href: location.href,
+                fills: Array.from(document.querySelectorAll('path.leaflet-interactive'), p => p.getAttribute('fill')),
+                legend: Array.from(document.querySelectorAll('.legend-inline li'), li => li.textContent.trim()),
+                legendBottom: bottom('.legend-inline'), attributionBottom: bottom('.attribution'),
+                height: innerHeight, text: document.body ? document.body.innerText : ''});
+        })()"""
         documents = {}
         for child in frames.get("childFrames", []):
             frame = child["frame"]
