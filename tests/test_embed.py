@@ -221,3 +221,22 @@ def test_past_the_cap_an_embed_is_served_but_says_it_is_not_kept(api_2018, tmp_p
     assert second.headers["Cache-Control"] == "public, max-age=300"
     assert len(list((instance / "embeds").glob("v*/*.json.gz"))) == 1
     assert figures_of(second.get_data(as_text=True))  # still the figures, just not frozen
+
+
+def test_a_write_that_fails_halfway_leaves_no_snapshot_and_says_so(api_2018, tmp_path, monkeypatch):
+    instance = copy_instance(api_2018.instance, tmp_path / "instance")
+    client = client_for(instance)
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("crimemap.embeds.os.replace", fail)
+    response = client.get("/embed/map?level=borough&crime=drugs&from=2018-03&to=2018-05")
+    assert response.status_code == 200
+    assert "not kept on the server" in response.get_data(as_text=True)
+    assert not list((instance / "embeds").rglob("*.json.gz")) and not list((instance / "embeds").rglob("*.tmp"))
+    monkeypatch.undo()
+    again = client.get("/embed/map?level=borough&crime=drugs&from=2018-03&to=2018-05")
+    assert "not kept on the server" not in again.get_data(as_text=True)
+    assert len(list((instance / "embeds").glob("v*/*.json.gz"))) == 1
+    assert figures_of(again.get_data(as_text=True)) == figures_of(response.get_data(as_text=True))

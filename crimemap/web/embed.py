@@ -148,6 +148,9 @@ def embed_links(level, crime, months, code=None):
     except CrimemapError as exc:
         log.warning("no embed for %s: %s", query.params(), exc.message)
         return None
+    except Exception:  # noqa: BLE001 - a page must not fail because of its button; logged with the traceback
+        log.exception("could not make the embed of %s", query.params())
+        return None
     width, height = _config("EMBED_WIDTH"), _config("EMBED_HEIGHT")
     url, title = embed_url(query), frame_title(figures, code)
     return {"url": url, "snippet": iframe_snippet(url, width, height, title), "png": png_url(query),
