@@ -5,6 +5,7 @@ Run from the repository root::
     python bench/bench_pages.py            # ~1-2 minutes: load the real data, then measure
     python bench/bench_pages.py --repeat 3 # fewer requests per case
     python bench/bench_pages.py --write    # also rewrite "Page weight" in bench/RESULTS.md
+    python bench/bench_pages.py --met-area [--write]  # area pages on the Met ward table, cold and warm
 
 It loads the 2018 wards, the lad22 boroughs, the 2011 LSOAs with the mid-2020
 population and the three police.uk API months (2018-03..05) into a temporary
@@ -33,6 +34,8 @@ import _results  # noqa: E402 - bench/ is on sys.path when a bench runs as a scr
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 SECTION = "## Page weight"
+MET_SECTION = "## Area pages on the Met ward table"
+MET_WARDS = "crime/mps_ward_level/MPS_Ward_Level_Crime_2023-07_to_2025-06.csv"
 PERIOD = "from=2018-03&to=2018-05"
 LEVELS = ("borough", "ward")
 
@@ -138,15 +141,107 @@ def render(rows, counts, load_s, repeat, elapsed, load_at_start):
 
 
 
+def load_met(instance):
+    """The approximate 2022 wards, lad22 boroughs, population and the Met ward-level table."""
+    from crimemap.config import load_settings
+    from crimemap.ingest import ingest_crimes, load_boundaries
+    from crimemap.population import load_population
+    from crimemap.store import open_store
+
+    settings = load_settings(instance=instance, overrides={}, environ={})
+    store = open_store(settings)
+    load_boundaries(store, DATA / "boundaries/london-2021-lad22-gen20.shp", "borough", settings=settings)
+    load_boundaries(store, DATA / "boundaries/london-wards-2022-approx.gpkg", "ward", settings=settings)
+    load_boundaries(store, DATA / "boundaries/london-2011-lsoa-gen20.shp", "lsoa", settings=settings)
+    load_population(store, DATA / "population/london-mid2020-lsoa11-pop.csv", settings=settings)
+    ingest_crimes(store, [DATA / MET_WARDS], settings=settings)
+    return store
+
+
+def measure_met_area(repeat):
+    """Cold and warm times of a ward's summary and page when the Met ward table answers.
+
+    Cold: a new app and the in-process caches of the catalog and the Met
+    months emptied, as in a server process's first request of a data
+    version. Warm: the same request again. Each case is timed for ``repeat``
+    different wards; the median is reported.
+    """
+    from crimemap.figures import sources
+    from crimemap.web import create_app
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = Path(tmp) / "instance"
+        start = time.perf_counter()
+        load_met(instance)
+        load_s = time.perf_counter() - start
+        client = create_app({"INSTANCE": str(instance)}).test_client()
+        codes = [f["id"] for f in client.get("/api/v1/choropleth?level=ward&geometry=none").get_json()["features"]
+                 if f["properties"]["force"] == "metropolitan"][::97][:repeat]
+        packed = sources._packed_months
+        # The baseline in the same run: every month read row by row, as before the packed read.
+        for read, reader in (("packed", packed), ("row by row (baseline)", lambda *args: {})):
+            sources._packed_months = reader
+            try:
+                for what, path in (("`/api/v1/areas/ward/<code>`", "/api/v1/areas/ward/{}"),
+                                   ("`/area/ward/<code>`", "/area/ward/{}")):
+                    cold, warm = [], []
+                    for code in codes:
+                        with sources._LOCK:
+                            sources._CACHE.clear()
+                            sources._MONTHS.clear()
+                        client = create_app({"INSTANCE": str(instance)}).test_client()
+                        for times in (cold, warm):
+                            began = time.perf_counter()
+                            response = client.get(path.format(code))
+                            times.append(time.perf_counter() - began)
+                            if response.status_code != 200:
+                                raise SystemExit(f"{path.format(code)}: {response.status_code}")
+                    rows.append((what, read, statistics.median(cold), statistics.median(warm), len(codes)))
+            finally:
+                sources._packed_months = packed
+    return rows, load_s
+
+
+def render_met(rows, load_s, repeat, elapsed, load_at_start):
+    today = datetime.date.today().isoformat()
+    lines = [MET_SECTION, "",
+             f"Command: `python bench/bench_pages.py --met-area --repeat {repeat}` ({today}; {os.cpu_count()} cores, "
+             f"{platform.python_implementation()} {platform.python_version()}; whole run {elapsed:.0f} s, of which "
+             f"loading the data {load_s:.0f} s; load average {load_at_start:.1f} at the start). Data: the "
+             "approximate 2022 wards, lad22 boroughs, mid-2020 population and the Met ward-level table "
+             "2023-07..2025-06. Cold is a server process's first request of a data version (catalog and Met month "
+             "caches empty); warm is the same request again. Medians over different wards.", "",
+             "| request | Met table read | wards | cold | warm |", "|---|---|---|---|---|"]
+    base = {what: cold for what, read, cold, _warm, _n in rows if read != "packed"}
+    for what, read, cold, warm, n in rows:
+        ratio = f" ({base[what] / cold:.1f}x faster)" if read == "packed" and cold else ""
+        lines.append(f"| {what} | {read} | {n} | **{cold * 1000:,.0f} ms**{ratio} | {warm * 1000:,.0f} ms |")
+    lines += ["", "A cold request reads the 24 months of the ward table the summary compares (about 290,000 rows) "
+              "into the per-month cache, which later requests of the same data version reuse for any ward. Read "
+              "packed (`crimemap/figures/sources.py`: one row per month, each text column joined by SQLite's "
+              "`group_concat` and split in Python) instead of one Python tuple per row.", ""]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="requests timed per case (median reported)")
     parser.add_argument("--write", action="store_true", help="rewrite this section of bench/RESULTS.md")
+    parser.add_argument("--met-area", action="store_true",
+                        help="time area pages on the Met ward table, cold and warm, instead")
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"shared data not found: {DATA} (set CRIMEMAP_SHARED_DATA)")
     load_at_start = os.getloadavg()[0]
     start = time.perf_counter()
+    if args.met_area:
+        rows, load_s = measure_met_area(args.repeat)
+        section = render_met(rows, load_s, args.repeat, time.perf_counter() - start, load_at_start)
+        print(section)
+        if args.write:
+            _results.write_section(MET_SECTION, section)
+        return
     rows, counts, load_s = measure(args.repeat)
     section = render(rows, counts, load_s, args.repeat, time.perf_counter() - start, load_at_start)
     print(section)

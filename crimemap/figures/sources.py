@@ -281,6 +281,49 @@ _MONTHS = OrderedDict()
 _TABLE_COLUMNS = ["code", "borough_code", "major", "minor", "month", "n"]
 
 
+# A Met table month is read packed: one row per month whose text columns are
+# joined by SQLite's group_concat (in C) and split by Python, instead of a
+# Python tuple per row; the ward table holds about 12,000 rows a month, and
+# the first summary of a data version reads 24 of them. The separator is the
+# ASCII unit separator, which no code or crime type text holds (a month with
+# one that does, or with a NULL, is read row by row instead).
+_SEP = "\x1f"
+_PACKED = ("code", "borough_code", "major", "minor")
+
+
+def _packed_months(store, table_level, months):
+    """Months of a Met table read packed, as categorical frames; months it cannot read so are left out.
+
+    Returns
+    -------
+    dict
+        Month to a frame of :data:`_TABLE_COLUMNS`, equal to the row-by-row
+        read of :func:`_met_table`; months with no rows are not included.
+    """
+    query = getattr(store, "_query", None)
+    if query is None or not months:
+        return {}
+    sql = ("SELECT month, COUNT(*), COUNT(code), COUNT(major), COUNT(minor), "
+           + ", ".join(f"group_concat(COALESCE({c}, ''), char(31))" for c in _PACKED)
+           + ", group_concat(n) FROM area_counts "
+           f"WHERE level = ? AND month IN ({','.join('?' * len(months))}) GROUP BY month")
+    out = {}
+    for month, count, *rest in query(sql, [table_level, *months]):
+        non_null, packed, numbers = rest[:3], rest[3:7], rest[7]
+        if min(non_null) < count:
+            continue  # a NULL text: the row-by-row read keeps its exact value
+        columns = {c: text.split(_SEP) for c, text in zip(_PACKED, packed)}
+        if any(len(values) != count for values in columns.values()):
+            continue  # a separator inside a text
+        # Text as str, then categories: the dtypes of the row-by-row read, so months of both reads combine.
+        frame = pd.DataFrame({c: pd.Series(values, dtype=object).astype(str).astype("category")
+                              for c, values in columns.items()})
+        frame["month"] = pd.Series([month] * count, dtype=object).astype(str).astype("category")
+        frame["n"] = np.array(numbers.split(","), dtype=np.int64)
+        out[month] = frame[_TABLE_COLUMNS]
+    return out
+
+
 def _met_table(store, table_level, months):
     """Rows of a Met table for some months (columns :data:`_TABLE_COLUMNS`, text as categoricals)."""
     version = str(store.data_version())
@@ -293,15 +336,20 @@ def _met_table(store, table_level, months):
                 found[month] = _MONTHS[base + (month,)]
     missing = [m for m in months if m not in found]
     if missing:
-        fresh = store.area_counts(table_level, months=missing)
+        found.update(_packed_months(store, table_level, missing))
+        rest = [m for m in missing if m not in found]
+    if missing and rest:
+        fresh = store.area_counts(table_level, months=rest)
         fresh = fresh.assign(borough_code=fresh["borough_code"].fillna(""))[_TABLE_COLUMNS]
         parts = dict(tuple(fresh.groupby("month", sort=False)))
-        for month in missing:
+        for month in rest:
             frame = parts.get(month, fresh.iloc[:0]).reset_index(drop=True)
             for column in ("code", "borough_code", "major", "minor", "month"):
                 # As str first, so an empty month's categories have the same dtype as the others.
                 frame[column] = frame[column].astype(str).astype("category")
+            frame["n"] = frame["n"].astype("int64")  # an empty read has no dtype to infer
             found[month] = frame
+    if missing:
         with _LOCK:
             for month in missing:
                 _MONTHS[base + (month,)] = found[month]

@@ -151,7 +151,9 @@ def area(level, code):
         tile_url, tile_attribution = _tiles()
         points, points_note = _points(store, summary, crime, months)
         marked = postcode_on_area(request.args.get("postcode"), level, code, store, months)
-        fmap = maps.area_map(figures, code, tile_url, tile_attribution, points=points,
+        # The layer's cached web geometry (simplified once per layer), not this request's full polygons.
+        web = maps.with_web_geometry(figures, store, config)
+        fmap = maps.area_map(web, code, tile_url, tile_attribution, points=points,
                              labels=fig.category_labels(), period=_period_text(months))
         context = {"map": maps.render_map(mark_on_map(fmap, marked)), "marked": marked, "tile_url": tile_url,
                    "points": points, "points_note": points_note, "crime_options": _crime_options(store)}
