@@ -117,3 +117,29 @@ def test_threads_share_the_month_cache(store, monkeypatch):
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(run, range(30))) == [expected[i % 3] for i in range(30)]
     assert expected == [3, 2, 1]
+
+
+def test_met_months_read_packed_equal_the_stored_rows(tmp_path):
+    import crimemap.figures.sources as sources
+
+    settings = build_city(tmp_path, met_rows=MET_ROWS)
+    writable = open_store(settings)
+    with writable.writer() as writer:
+        # A type text holding the packed read's separator: its month must be read row by row.
+        writer.conn.execute(
+            "INSERT INTO area_counts SELECT batch_id, level, code, name, borough_code, borough_name, 'THEFT', "
+            "'ODD' || char(31) || 'TYPE', month, 5 FROM area_counts WHERE level = 'ward' AND month = '2024-01' "
+            "LIMIT 1")
+        writer.changed = True
+    store = open_store(settings, readonly=True)
+    packed = sources._packed_months(store, "ward", BOTH)
+    assert set(packed) == {"2024-02"}
+    months = BOTH + ["2023-12"]  # and a month with no rows at all
+    got = sources._met_table(store, "ward", months)
+    rows = store.area_counts("ward", months=months)
+    expected = sorted(zip(rows["code"], rows["borough_code"].fillna(""), rows["major"], rows["minor"], rows["month"],
+                          rows["n"].astype(int)))
+    assert sorted(zip(*(got[c].astype(object) for c in ["code", "borough_code", "major", "minor", "month"]),
+                      got["n"].astype(int))) == expected
+    assert any(e[3] == "ODD\x1fTYPE" for e in expected)  # the odd row is kept whole
+    assert got["n"].dtype == "int64" and len(got) == len(rows) > 0
