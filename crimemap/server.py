@@ -33,5 +33,8 @@ def serve(settings, host="127.0.0.1", port=8000, workers=2):
         "accesslog": "-",
         "timeout": 60,
         "preload_app": False,
+        # gunicorn answers a request line over 4,094 bytes itself (414, HTML); let it through to the
+        # app, which answers police.uk's 400 JSON above POLICEUK_GET_URL_MAX (docs/policeuk-api.md).
+        "limit_request_line": 8190,
     }
     _Server(settings, options).run()

@@ -8,17 +8,51 @@ the 2018 ward shapefile, read here with pandas and geopandas.
 
 import gzip
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 
 import geopandas as gpd
 import pytest
 import shapely
 
 from tests.conftest import _need_shared
-from tests.postcode_instances import live_server
+from tests.postcode_instances import free_port
 
 MONTH = "2018-04"
+
+
+@contextmanager
+def live_server(instance):
+    """``crimemap serve`` on a free loopback port, ready when ``/api/forces`` answers (no data needed)."""
+    import requests
+
+    port = free_port()
+    log = open(instance / "serve.log", "w", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port",
+                             str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180  # a shared 2-core machine can be slow to start workers
+        while True:
+            try:
+                requests.get(base + "/api/forces", timeout=30)
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("server did not start: " + (instance / "serve.log").read_text()) from None
+                time.sleep(0.3)
+        time.sleep(2.1)  # the readiness probes leave the rate limit's window
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +136,17 @@ def test_bad_input_reaches_the_client_as_an_http_error(api):
     with pytest.raises(APIError) as two_points:
         api.get_crimes_area([(51.5, -0.1), (51.6, -0.1)], date=MONTH)
     assert two_points.value.status_code == 400
+
+
+def test_the_live_server_answers_400_json_past_4094_characters(live):
+    import requests
+
+    base = "/api/crimes-street/all-crime?lat=51.5&lng=-0.12&date=2018-04&pad="
+    fits = requests.get(live + base + "x" * (4094 - len(base)), timeout=60)
+    assert fits.status_code == 200
+    for length in (4095, 8000):  # past police.uk's limit, within gunicorn's request line (8,190)
+        too_long = requests.get(live + base + "x" * (length - len(base)), timeout=60)
+        assert too_long.status_code == 400 and too_long.json()["status"] == 400, length
 
 
 def test_the_live_server_answers_429_past_the_rate_limit(live):
