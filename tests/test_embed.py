@@ -82,7 +82,7 @@ def _reingest(instance, files):
 
 def _button(page):
     """The embed URL of a page's "Embed this map" button (its plain link)."""
-    found = re.search(r'<input id="embed-url" class="embed-url" type="url" value="([^"]+)"', page)
+    found = re.search(r'<input id="embed-url"[^>]*\bvalue="([^"]+)"', page)
     assert found, "no Embed this map button"
     return html.unescape(found.group(1))
 
