@@ -14,9 +14,14 @@ import io
 import math
 import textwrap
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+import matplotlib
+
+# A server has no display: pyplot, which geopandas' plotting imports, must never pick a GUI backend.
+matplotlib.use("Agg")
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402 - after choosing the backend
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 DPI = 100
 # Where the map sits in the figure (fractions of its width and height): the

@@ -124,3 +124,10 @@ def test_bad_png_parameters_are_400(client, params):
     response = client.get("/embed/map.png", query_string={**PERIOD, **params})
     assert response.status_code == 400
     assert response.mimetype == "text/html"
+
+
+def test_the_png_is_drawn_on_the_agg_backend(client):
+    import matplotlib
+
+    assert client.get("/embed/map.png", query_string=PERIOD).status_code == 200
+    assert matplotlib.get_backend().lower() == "agg"
