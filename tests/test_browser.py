@@ -118,9 +118,12 @@ def test_map_draws_every_area_with_legend_and_table(server, chromium, level):
     legend = legend[:legend.index("</ul>")]
     for label in ("Much lower", "Lower", "Around average", "Higher", "Much higher", "No data"):
         assert f"</span>{label}</li>" in legend
-    table = dom[dom.index('<table class="figures" id="figures">'):]
+    table = dom[dom.index('<table class="figures" id="figures"'):]
     table = table[:table.index("</table>")]
     assert sorted(re.findall(r'<tr data-code="([^"]+)"', table)) == sorted(codes)
+    # sortable.js ran: every column heading is a sort button.
+    assert re.findall(r'<button type="button" class="sort">([^<]+)</button>', table)[:3] == \
+        ["Area", "Borough", "Crimes"] if level != "borough" else ["Area", "Crimes", "Residents"]
 
 
 def test_changing_the_crime_type_changes_the_shading(server, chromium):

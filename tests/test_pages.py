@@ -500,3 +500,14 @@ def test_new_sections_escape_names_and_street_texts(client):
     # WARD touches the ward with the hostile name: its neighbours table shows it escaped.
     neighbours = _section(page, 'id="neighbours-table"', "</table>")
     assert _has(neighbours, "&lt;script&gt;alert(1)&lt;/script&gt; Demo Ward")
+
+
+def test_map_table_carries_raw_values_for_sorting(client, instance):
+    html = _page(client, "/?level=ward&period=last-3-months")
+    assert _has(html, "<table class=\"figures\" id=\"figures\" data-sortable>")
+    assert _has(html, "/static/sortable.js")
+    found = dict(re.findall(r'<tr data-code="([^"]+)"[^>]*>.*?<td class="num count" data-sort="(\d*)">', html,
+                            flags=re.S))
+    assert {code: f"{int(n):,}" for code, n in found.items()} == _sums(instance, "ward", _months_back(3))
+    bands = re.findall(r'<td class="band" data-sort="(\d*)">', html)
+    assert len(bands) == len(found) and set(bands) <= {"0", "1", "2", "3", "4", ""}

@@ -181,6 +181,16 @@ def legend(figures):
     return entries
 
 
+BAND_ORDER = {band: i for i, (band, _label, _low, _high) in enumerate(BANDS)}
+
+
+def _raw(value):
+    """A number as the table's data-sort attribute holds it: plain digits, or "" when unknown."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    return repr(float(value)) if isinstance(value, float) else str(int(value))
+
+
 def table_rows(figures):
     """Rows of the accessible data table, formatted, in name order."""
     rows = []
@@ -195,6 +205,10 @@ def table_rows(figures):
             "colour": BAND_COLOURS.get(row["band"], NO_DATA_SWATCH),
             "partial": 0 < row["months_with_data"] < len(figures.attrs["months"]),
             "months_with_data": row["months_with_data"],
+            # Raw values for sorting the table in the browser ("" is unknown; bands in order).
+            "sort": {"count": _raw(row["count"]), "population": _raw(row["population"]),
+                     "rate": _raw(row["rate_per_1000"]), "ratio": _raw(row["ratio_to_london"]),
+                     "band": BAND_ORDER.get(row["band"], "")},
         })
     return rows
 
