@@ -203,10 +203,13 @@ def _stage_point_file(writer, path, fmt, chunk_rows, rejects, progress):
             x, y = lonlat_to_bng(lon, lat)
             location_id[has] = writer.location_ids(lon, lat, x, y)
         chunk = chunk.assign(location_id=location_id)
-        feeds = chunk["force"].map(lambda force: _feed(fmt, force))
-        for feed, part in chunk.groupby(feeds, sort=False):
+        codes, forces = pd.factorize(chunk["force"], use_na_sentinel=False)
+        feeds = [_feed(fmt, force) for force in forces]
+        for feed in dict.fromkeys(feeds):  # each feed once, in order of first appearance
+            mine = np.isin(codes, [k for k, f in enumerate(feeds) if f == feed])
+            part = chunk if mine.all() else chunk[mine]
             writer.stage_points(feed, "points", fmt, path, part)
-            batches.update((feed, m) for m in part["month"].unique())
+            batches.update((feed, m) for m in pd.unique(part["month"]))
         if progress:
             progress(len(chunk))
     return {"rows_read": rows + rejects.count, "no_location": no_location, "batches": sorted(batches)}

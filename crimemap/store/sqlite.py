@@ -20,6 +20,7 @@ from crimemap.errors import StoreError
 from crimemap.store import Store
 
 SCHEMA_VERSION = 1
+WRITER_CACHE_KIB = 128 * 1024  # SQLite page cache of a write transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -106,6 +107,10 @@ class SQLiteStore(Store):
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # The writer's page cache (default 2 MB) bounds how much of the indexes an
+            # ingest keeps in memory; 128 MB keeps the B-tree inserts of millions of
+            # crimes and locations from going back to the file for every page.
+            conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
             conn.executescript(SCHEMA)
             return conn
         if not self.path.exists():
@@ -268,6 +273,7 @@ class SQLiteWriter:
         self.changed = False
         self._months_touched = set()
         self._layers_replaced = set()
+        self._open = {}  # (feed, month) -> the batch this transaction writes (see stage_points)
 
     # -- boundaries ------------------------------------------------------------
     def put_layer(self, layer):
@@ -323,26 +329,29 @@ class SQLiteWriter:
         """
         lon_e6 = np.round(np.asarray(lon, dtype="float64") * 1e6).astype("int64")
         lat_e6 = np.round(np.asarray(lat, dtype="float64") * 1e6).astype("int64")
-        keys = np.stack([lon_e6, lat_e6], axis=1)
-        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-        first = np.zeros(len(unique), dtype="int64")
-        first[inverse[::-1]] = np.arange(len(keys))[::-1]
+        # One int64 key per location (both values fit in 32 bits), so that one
+        # hash-based factorize finds the distinct locations, in order of first appearance.
+        inverse, keys = pd.factorize(lon_e6 * (1 << 32) + (lat_e6 & 0xFFFFFFFF))
+        first = np.full(len(keys), len(lon_e6), dtype="int64")
+        np.minimum.at(first, inverse, np.arange(len(lon_e6), dtype="int64"))
+        u_lon, u_lat = lon_e6[first], lat_e6[first]
         x = np.asarray(x, dtype="float64")[first]
         y = np.asarray(y, dtype="float64")[first]
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS new_locations(k INTEGER PRIMARY KEY, lon_e6, lat_e6)")
         self.conn.execute("DELETE FROM new_locations")
         self.conn.executemany(
             "INSERT OR IGNORE INTO locations(lon_e6, lat_e6, x, y) VALUES (?,?,?,?)",
-            zip(unique[:, 0].tolist(), unique[:, 1].tolist(), x.tolist(), y.tolist()))
+            zip(u_lon.tolist(), u_lat.tolist(), x.tolist(), y.tolist()))
         self.conn.executemany("INSERT INTO new_locations(k, lon_e6, lat_e6) VALUES (?,?,?)",
-                              zip(range(len(unique)), unique[:, 0].tolist(), unique[:, 1].tolist()))
+                              zip(range(len(keys)), u_lon.tolist(), u_lat.tolist()))
         rows = self.conn.execute(
             "SELECT n.k, l.id FROM new_locations n JOIN locations l "
             "ON l.lon_e6 = n.lon_e6 AND l.lat_e6 = n.lat_e6").fetchall()
-        ids = np.empty(len(unique), dtype="int64")
-        k, v = zip(*rows) if rows else ((), ())
-        ids[list(k)] = list(v)
-        return ids[inverse.ravel()]
+        ids = np.empty(len(keys), dtype="int64")
+        if rows:
+            pairs = np.asarray(rows, dtype="int64")
+            ids[pairs[:, 0]] = pairs[:, 1]
+        return ids[inverse]
 
     def has_unjoined_locations(self, layer_id):
         """Whether some location is not yet joined to a layer."""
@@ -375,52 +384,73 @@ class SQLiteWriter:
         self.changed = True
 
     # -- crimes from points ------------------------------------------------------
+    _POINT_COLUMNS = ["month", "force", "category", "crime_id", "api_id", "location_id", "location", "street_id",
+                      "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context", "location_type",
+                      "location_subtype"]
+
     def stage_points(self, feed, kind, fmt, source, frame):
-        """Stage a chunk of crimes (with a ``location_id`` column) for (feed, month) replacement."""
-        self.conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS staged(feed, kind, format, source, month, force, category, crime_id, "
-            "api_id, location_id, street, street_id, lsoa_code, lsoa_name, outcome, outcome_month, context, "
-            "location_type, location_subtype)")
-        cols = ["month", "force", "category", "crime_id", "api_id", "location_id", "location", "street_id",
-                "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context", "location_type", "location_subtype"]
-        data = frame[cols].astype(object).where(frame[cols].notna(), None)
+        """Write a chunk of crimes (with a ``location_id`` column); each (feed, month) replaces the stored one.
+
+        The first chunk of a (feed, month) in this transaction drops the stored
+        batch and opens a new one; the crimes go straight into ``crimes``. The
+        batch's counts are filled in by :meth:`commit_staged`. Nothing is visible
+        to readers before the transaction commits.
+        """
+        if not len(frame):
+            return
+        months = frame["month"]
+        codes, uniques = pd.factorize(months)
+        batch_of = np.array([self._open_batch(feed, kind, fmt, source, m) for m in uniques], dtype=np.int64)
+        batch = batch_of[codes]
+        located = frame["location_id"].notna().to_numpy()
+        for k, month in enumerate(uniques):
+            mine = codes == k
+            entry = self._open[(feed, month)]
+            entry["rows"] += int(mine.sum())
+            entry["no_location"] += int((mine & ~located).sum())
+        columns = [batch.tolist()] + [_values(frame[c]) for c in self._POINT_COLUMNS]
         self.conn.executemany(
-            "INSERT INTO staged VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            ((feed, kind, fmt, str(source), *row) for row in data.itertuples(index=False, name=None)))
+            "INSERT INTO crimes(batch_id, month, force, category, crime_id, api_id, location_id, street, street_id, "
+            "lsoa_code, lsoa_name, outcome, outcome_month, context, location_type, location_subtype) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", zip(*columns))
+
+    def _open_batch(self, feed, kind, fmt, source, month):
+        """The id of this transaction's batch of (feed, month), opening it (and dropping the stored one) first."""
+        entry = self._open.get((feed, month))
+        if entry is None:
+            self._drop_batch(feed, month)
+            batch_id = self.conn.execute(
+                "INSERT INTO batches(feed, kind, format, month, source, loaded_at, rows_read, no_location, rejected) "
+                "VALUES (?,?,?,?,?,?,0,0,0)", (feed, kind, fmt, month, str(source), _now())).lastrowid
+            entry = self._open[(feed, month)] = {"id": batch_id, "kinds": {kind}, "formats": {fmt}, "sources": [],
+                                                 "rows": 0, "no_location": 0}
+            self._months_touched.add(month)
+        entry["kinds"].add(kind)
+        entry["formats"].add(fmt)
+        if str(source) not in entry["sources"]:
+            entry["sources"].append(str(source))
+        return entry["id"]
 
     def commit_staged(self, rejected_by_feed_month=None):
-        """Replace every (feed, month) present in the staging table.
+        """Finish every (feed, month) written by :meth:`stage_points`: its counts, sources and rejects.
 
         Returns
         -------
         list of dict
-            One per batch written: feed, month, rows, no_location.
+            One per batch written, by feed and month: feed, month, rows, no_location.
         """
         rejected_by_feed_month = rejected_by_feed_month or {}
-        exists = self.conn.execute("SELECT name FROM sqlite_temp_master WHERE name = 'staged'").fetchone()
-        if not exists:
-            return []
-        groups = self.conn.execute(
-            "SELECT feed, month, MIN(kind), MIN(format), GROUP_CONCAT(DISTINCT source), COUNT(*), "
-            "SUM(location_id IS NULL) FROM staged GROUP BY feed, month ORDER BY feed, month").fetchall()
         written = []
-        for feed, month, kind, fmt, sources, rows, no_location in groups:
-            self._drop_batch(feed, month)
+        for (feed, month), entry in sorted(self._open.items()):
             rejected = rejected_by_feed_month.get((feed, month), 0)
-            batch_id = self.conn.execute(
-                "INSERT INTO batches(feed, kind, format, month, source, loaded_at, rows_read, no_location, rejected) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                (feed, kind, fmt, month, sources, _now(), rows + rejected, no_location, rejected)).lastrowid
             self.conn.execute(
-                "INSERT INTO crimes(batch_id, month, force, category, crime_id, api_id, location_id, street, "
-                "street_id, lsoa_code, lsoa_name, outcome, outcome_month, context, location_type, location_subtype) "
-                "SELECT ?, month, force, category, crime_id, api_id, location_id, street, street_id, lsoa_code, "
-                "lsoa_name, outcome, outcome_month, context, location_type, location_subtype "
-                "FROM staged WHERE feed = ? AND month = ?", (batch_id, feed, month))
-            self._months_touched.add(month)
-            written.append({"feed": feed, "month": month, "rows": rows, "no_location": no_location})
-        self.conn.execute("DROP TABLE staged")
-        self.changed = True
+                "UPDATE batches SET kind = ?, format = ?, source = ?, rows_read = ?, no_location = ?, rejected = ? "
+                "WHERE id = ?", (min(entry["kinds"]), min(entry["formats"]), ",".join(entry["sources"]),
+                                 entry["rows"] + rejected, entry["no_location"], rejected, entry["id"]))
+            written.append({"feed": feed, "month": month, "rows": entry["rows"], "no_location": entry["no_location"]})
+        self._open = {}
+        if written:
+            self.changed = True
         return written
 
     def _drop_batch(self, feed, month):
@@ -528,5 +558,30 @@ class SQLiteWriter:
             lmarks = ",".join("?" * len(others))
             self.conn.execute(f"DELETE FROM point_counts WHERE month IN ({marks}) AND layer_id IN ({lmarks})",
                               months + others)
-            self.conn.execute(aggregate.format(where=f"c.month IN ({marks}) AND la.layer_id IN ({lmarks})"),
-                              months + others)
+            # Crimes drive the join (CROSS JOIN fixes the order), each looked up in
+            # location_areas by its primary key. Left to itself SQLite drives from
+            # location_areas and probes crimes once per location and month, which is
+            # several times slower. When the months hold most of the crimes (a first
+            # ingest, a big one), one pass over the table beats the month index.
+            touched = self.conn.execute(f"SELECT COUNT(*) FROM crimes WHERE month IN ({marks})", months).fetchone()[0]
+            total = self.conn.execute("SELECT MAX(rowid) FROM crimes").fetchone()[0] or 0
+            scan = "NOT INDEXED" if touched * 4 >= total else ""
+            self.conn.execute(
+                "INSERT INTO point_counts(layer_id, code, month, category, n) "
+                f"SELECT la.layer_id, la.code, c.month, c.category, COUNT(*) FROM crimes c {scan} "
+                f"CROSS JOIN location_areas la ON la.location_id = c.location_id AND la.layer_id IN ({lmarks}) "
+                f"WHERE la.code IS NOT NULL AND c.month IN ({marks}) GROUP BY la.layer_id, la.code, c.month, c.category",
+                others + months)
+
+
+def _values(column):
+    """A column as a list of Python values for SQLite: str, int or float, None where missing."""
+    array = column.array
+    if isinstance(array, pd.arrays.IntegerArray):
+        values = np.asarray(array._data, dtype=np.int64).astype(object)
+        values[np.asarray(array._mask)] = None
+        return values.tolist()
+    if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+        values = column.to_numpy(dtype=object, na_value=None)
+        return values.tolist()
+    return column.astype(object).where(column.notna(), None).tolist()
