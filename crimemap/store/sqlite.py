@@ -337,13 +337,14 @@ class SQLiteWriter:
         u_lon, u_lat = lon_e6[first], lat_e6[first]
         x = np.asarray(x, dtype="float64")[first]
         y = np.asarray(y, dtype="float64")[first]
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS new_locations(k INTEGER PRIMARY KEY, lon_e6, lat_e6)")
+        # The chunk's locations go into a temporary table once; SQLite then adds the
+        # new ones to locations and reads every id back, without more Python rows.
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS new_locations(k INTEGER PRIMARY KEY, lon_e6, lat_e6, x, y)")
         self.conn.execute("DELETE FROM new_locations")
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO locations(lon_e6, lat_e6, x, y) VALUES (?,?,?,?)",
-            zip(u_lon.tolist(), u_lat.tolist(), x.tolist(), y.tolist()))
-        self.conn.executemany("INSERT INTO new_locations(k, lon_e6, lat_e6) VALUES (?,?,?)",
-                              zip(range(len(keys)), u_lon.tolist(), u_lat.tolist()))
+        self.conn.executemany("INSERT INTO new_locations(k, lon_e6, lat_e6, x, y) VALUES (?,?,?,?,?)",
+                              zip(range(len(keys)), u_lon.tolist(), u_lat.tolist(), x.tolist(), y.tolist()))
+        self.conn.execute("INSERT OR IGNORE INTO locations(lon_e6, lat_e6, x, y) "
+                          "SELECT lon_e6, lat_e6, x, y FROM new_locations ORDER BY k")
         rows = self.conn.execute(
             "SELECT n.k, l.id FROM new_locations n JOIN locations l "
             "ON l.lon_e6 = n.lon_e6 AND l.lat_e6 = n.lat_e6").fetchall()
@@ -570,7 +571,8 @@ class SQLiteWriter:
                 "INSERT INTO point_counts(layer_id, code, month, category, n) "
                 f"SELECT la.layer_id, la.code, c.month, c.category, COUNT(*) FROM crimes c {scan} "
                 f"CROSS JOIN location_areas la ON la.location_id = c.location_id AND la.layer_id IN ({lmarks}) "
-                f"WHERE la.code IS NOT NULL AND c.month IN ({marks}) GROUP BY la.layer_id, la.code, c.month, c.category",
+                f"WHERE la.code IS NOT NULL AND c.month IN ({marks}) "
+                "GROUP BY la.layer_id, la.code, c.month, c.category",
                 others + months)
 
 
