@@ -113,3 +113,28 @@ def test_cli(runner, need_shared, fixtures):
     assert "Traceback" not in result.output
     doc = json.loads(runner("stops", "status", "--json").output)
     assert doc["months"] == ["2016-06"] and doc["no_location"] == 1 and doc["census_areas"] == 348
+
+
+@pytest.mark.parametrize("with_boundaries", [False, True])
+def test_nothing_loaded_answers_clearly_never_500(instance, need_shared, with_boundaries):
+    from crimemap.web import create_app
+
+    settings = settings_for(instance)
+    if with_boundaries:
+        load_boundaries(open_store(settings), need_shared("boundaries/london-2021-lad22-gen20.shp"), "borough",
+                        settings=settings)
+    client = create_app({"INSTANCE": str(instance), "TESTING": False}).test_client()
+    for url in ("/stops", "/stops/borough/E09000022", "/taser", "/api/v1/stops/choropleth",
+                "/api/v1/stops/choropleth?format=csv", "/api/v1/stops/areas/borough/E09000022",
+                "/api/v1/stops/status", "/api/v1/taser/forces", "/api/v1/taser/forces/metropolitan",
+                "/api/v1/taser/boroughs"):
+        response = client.get(url)
+        assert response.status_code in (200, 404), (url, response.status_code)
+        if url.startswith("/api") and response.status_code == 404:
+            assert set(response.get_json()) == {"status", "error"}
+    choropleth = client.get("/api/v1/stops/choropleth?geometry=none")
+    if with_boundaries:
+        assert all(f["properties"]["no_data"] and f["properties"]["count"] is None
+                   for f in choropleth.get_json()["features"])  # no data, not zero
+    else:
+        assert "no borough boundaries" in choropleth.get_json()["error"]

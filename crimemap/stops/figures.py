@@ -16,7 +16,7 @@ from scipy.special import betaincinv
 
 from crimemap import uncertainty
 from crimemap.classify import classify
-from crimemap.errors import UnknownArea
+from crimemap.errors import NotFound, UnknownArea
 from crimemap.figures.areas import COLUMNS, london_figures, population_for, rate
 from crimemap.figures.months import check_months, resolve_period
 from crimemap.figures.sources import MET
@@ -293,9 +293,13 @@ def borough_summary(store, code, months, small_count=20):
     ------
     UnknownArea
         When no borough has the code.
+    NotFound
+        When the period is empty (no stop and search data loaded).
     """
     months = check_months(months)
     layer = borough_layer(store)
+    if not months:
+        raise NotFound("no stop and search data is loaded (crimemap stops ingest PATH...)")
     with store.snapshot():
         areas = store.areas(layer["id"], with_geometry=False)
         hit = areas[areas["code"] == code]

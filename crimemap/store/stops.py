@@ -25,7 +25,6 @@ taser_deployments(incident, subject, officer, date, quarter, borough_code, borou
 """
 
 import datetime as dt
-import sqlite3
 
 import pandas as pd
 
@@ -159,14 +158,13 @@ def replace_taser_deployments(writer, frame, source):
 def _frame(store, sql, params=(), columns=()):
     """A query's rows as a DataFrame; empty (with ``columns``) before anything was loaded."""
     conn = store._reader()
-    if conn is None:
+    # Check first rather than catch "no such table": pandas rolls back on a
+    # failed query, which would end a snapshot's read transaction.
+    if conn is None or conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                                    "('stop_batches', 'stops', 'stop_census', 'taser_force_year', "
+                                    "'taser_deployments')").fetchone()[0] < 5:
         return pd.DataFrame(columns=list(columns))
-    try:
-        return pd.read_sql_query(sql, conn, params=list(params))
-    except (sqlite3.OperationalError, pd.errors.DatabaseError) as exc:
-        if "no such table" in str(exc):
-            return pd.DataFrame(columns=list(columns))
-        raise
+    return pd.read_sql_query(sql, conn, params=list(params))
 
 
 def stop_batches(store):
