@@ -235,3 +235,53 @@ def test_api_jsonl_damaged(need_shared, tmp_path, monkeypatch, damage):
     frame, rejects = same(path, monkeypatch, chunk_rows=2000)
     if damage in ("duplicate id", "invalid json", "not an object", "truncated gzip"):
         assert rejects.count == 1
+
+
+# ------------------------------------------------------------------------------------------ read-ahead
+
+
+def test_read_ahead_same_as_reading_in_the_callers_thread(fixtures, monkeypatch):
+    from crimemap.io import blocks
+
+    path = fixtures / "crimes" / "street_bad_values.csv"
+    ahead, ahead_rejects = read(path, True, monkeypatch, chunk_rows=2)
+    monkeypatch.setattr(blocks, "PREFETCH", False)
+    here, here_rejects = read(path, True, monkeypatch, chunk_rows=2)
+    pd.testing.assert_frame_equal(ahead, here, check_exact=True)
+    assert (ahead_rejects.by_reason, ahead_rejects.examples) == (here_rejects.by_reason, here_rejects.examples)
+
+
+def test_read_ahead_raises_in_order_and_stops_when_dropped():
+    import gc
+    import threading
+
+    from crimemap.io.blocks import Prefetch
+
+    def numbers():
+        yield 1
+        yield 2
+        raise ValueError("broken at the third")
+
+    items = Prefetch(numbers())
+    assert next(items) == 1 and next(items) == 2
+    with pytest.raises(ValueError, match="third"):
+        next(items)
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield 0
+        finally:
+            closed.set()
+
+    items = Prefetch(endless())
+    assert next(items) == 0
+    worker = items._thread
+    assert worker.is_alive()  # blocked, one item ahead
+    del items
+    gc.collect()
+    assert closed.wait(5)  # the worker stopped and closed the generator
+    worker.join(5)
+    assert not worker.is_alive()

@@ -95,7 +95,8 @@ class Prefetch:
 
     The worker starts at the first ``next()``. An exception the worker meets is
     raised by the caller's ``next()``, in order, after the items before it.
-    ``close()`` (also on garbage collection) stops the worker.
+    ``close()``, also called when the object is garbage collected (the worker
+    holds no reference to it), stops the worker.
     """
 
     def __init__(self, items, depth=1):
@@ -105,28 +106,6 @@ class Prefetch:
         self._thread = None
         self._done = False
 
-    def _run(self):
-        try:
-            for item in self._items:
-                if not self._put(("item", item)):
-                    return
-            self._put(("end", None))
-        except BaseException as exc:  # handed to the caller's thread, which raises it
-            self._put(("error", exc))
-        finally:
-            close = getattr(self._items, "close", None)
-            if close is not None:
-                close()
-
-    def _put(self, entry):
-        while not self._stop.is_set():
-            try:
-                self._queue.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def __iter__(self):
         return self
 
@@ -134,7 +113,9 @@ class Prefetch:
         if self._done:
             raise StopIteration
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="crimemap-read-ahead", daemon=True)
+            self._thread = threading.Thread(target=_work, args=(self._items, self._queue, self._stop),
+                                            name="crimemap-read-ahead", daemon=True)
+            self._items = None
             self._thread.start()
         kind, value = self._queue.get()
         if kind == "item":
@@ -149,13 +130,37 @@ class Prefetch:
         """Stop the worker (the caller stopped iterating early)."""
         self._stop.set()
         self._done = True
-        if self._thread is not None:
-            while self._thread.is_alive():
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            while thread.is_alive():
                 try:
                     self._queue.get(timeout=0.1)
                 except queue.Empty:
                     pass
-            self._thread = None
 
     def __del__(self):
         self.close()
+
+
+def _work(items, out, stop):
+    """The worker of :class:`Prefetch`: ``items`` into ``out`` until they end or ``stop`` is set."""
+    def put(entry):
+        while not stop.is_set():
+            try:
+                out.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for item in items:
+            if not put(("item", item)):
+                return
+        put(("end", None))
+    except BaseException as exc:  # handed to the caller's thread, which raises it
+        put(("error", exc))
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
