@@ -16,7 +16,7 @@ def stops_group():
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["police-uk-stops-csv", "police-uk-stops-json"]),
               help="Override format detection.")
-@click.option("--force", "force", help="police.uk force id of CSV files whose name does not say it "
+@click.option("--police-force", "force", help="police.uk force id of CSV files whose name does not say it "
                                        "(e.g. metropolitan).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.pass_obj

@@ -138,3 +138,12 @@ def test_nothing_loaded_answers_clearly_never_500(instance, need_shared, with_bo
                    for f in choropleth.get_json()["features"])  # no data, not zero
     else:
         assert "no borough boundaries" in choropleth.get_json()["error"]
+
+
+def test_police_force_option_names_the_feed_of_an_unnamed_file(runner, fixtures, tmp_path):
+    renamed = tmp_path / "june.csv"
+    renamed.write_bytes((fixtures / "stops" / "2016-06-metropolitan-stop-and-search.csv").read_bytes())
+    assert runner("stops", "ingest", renamed).exit_code == 0
+    assert runner("stops", "ingest", "--police-force", "metropolitan", renamed).exit_code == 0
+    feeds = json.loads(runner("stops", "status", "--json").output)["feeds"]
+    assert feeds == ["police.uk-stops:metropolitan", "police.uk-stops:unknown"]
