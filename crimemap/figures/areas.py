@@ -27,6 +27,9 @@ from crimemap.figures.months import check_months
 from crimemap.figures.sources import MET, catalog, choose
 
 LEVELS = ("borough", "ward", "snt")
+# Levels area_figures can count: LEVELS plus LSOAs, which only the vector
+# tiles show (crimemap.tiles); pages and the JSON API still accept LEVELS.
+FIGURE_LEVELS = LEVELS + ("lsoa",)
 # Counts under this many crimes give rates too unreliable to read alone (ONS
 # treats rates from fewer than 20 events as unreliable); ``small_count`` flags
 # them. The web layer passes the SMALL_COUNT setting.
@@ -38,9 +41,9 @@ COLUMNS = ["code", "name", "level", "borough_code", "borough_name", "force", "se
 
 
 def check_level(level):
-    """Raise :class:`BadQuery` unless ``level`` is one of :data:`LEVELS`."""
-    if level not in LEVELS:
-        raise BadQuery(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+    """Raise :class:`BadQuery` unless ``level`` is one of :data:`FIGURE_LEVELS`."""
+    if level not in FIGURE_LEVELS:
+        raise BadQuery(f"unknown level {level!r}; expected one of {', '.join(FIGURE_LEVELS)}")
 
 
 def get_layer(store, level, vintage=None):

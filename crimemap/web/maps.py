@@ -26,6 +26,7 @@ LEAFLET_VERSION = "1.9.3"
 LOCAL_ASSETS = {
     "leaflet": "vendor/leaflet/leaflet.js",
     "leaflet_css": "vendor/leaflet/leaflet.css",
+    "leaflet_vectorgrid": "vendor/leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js",  # web/tiles_layer.py
 }
 # folium defaults for markers, icons and Bootstrap widgets, which crimemap's
 # maps do not use: dropped rather than served.
@@ -297,6 +298,10 @@ def choropleth(figures, area_url, tile_url="", tile_attribution=""):
     folium.Map
     """
     web = _web_geometry(figures)
+    from crimemap.web import tiles_layer
+
+    if tiles_layer.too_heavy(len(figures)):  # too many areas for GeoJSON: draw the layer from vector tiles
+        return tiles_layer.for_figures(_base_map(web.total_bounds, tile_url, tile_attribution), figures)
     records = figures.drop(columns="geometry").to_dict("records")
     features = []
     for row, geom in zip(records, web.geometry):
