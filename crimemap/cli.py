@@ -5,9 +5,12 @@ non-zero exit. Anything unexpected is logged with its traceback in the
 instance folder's ``logs/crimemap.log`` and reported in one line.
 """
 
+import errno
 import functools
 import json
 import logging
+import re
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -29,6 +32,19 @@ def _log_to_instance(settings):
     return folder / "crimemap.log"
 
 
+_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_SHORT_WRITE = re.compile(r"^\d+ requested and \d+ written$")  # numpy's tofile on a full disk
+
+
+def _disk_full(exc):
+    """What a write that ran out of disk space (or past a file size limit) said, else None."""
+    if isinstance(exc, sqlite3.OperationalError) and str(exc) in ("database or disk is full", "disk I/O error"):
+        return str(exc)
+    if isinstance(exc, OSError) and (exc.errno in _DISK_ERRNOS or _SHORT_WRITE.match(str(exc))):
+        return exc.strerror or str(exc)
+    return None
+
+
 def command_errors(func):
     """Turn errors into one clear line and a non-zero exit, never a traceback."""
 
@@ -43,6 +59,11 @@ def command_errors(func):
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; nothing was changed") from None
         except Exception as exc:  # noqa: BLE001 - the edge that keeps tracebacks from users
+            full = _disk_full(exc)
+            if full:  # no log entry: the log is on the same full disk
+                raise click.ClickException(
+                    f"could not write to disk ({full}); the disk may be full. Nothing was changed and the previous "
+                    f"data keeps serving; free some space and run again.") from None
             settings = click.get_current_context().obj or {}
             where = "the log"
             if settings.get("INSTANCE"):
@@ -234,3 +255,7 @@ from crimemap.cli_stops import stops_group, taser_group  # noqa: E402 - register
 
 main.add_command(stops_group)
 main.add_command(taser_group)
+
+from crimemap.cli_tiles import tiles_group  # noqa: E402 - registered last; it imports helpers above
+
+main.add_command(tiles_group)
