@@ -78,6 +78,12 @@ DEFAULTS = {
     # type can be asked for, so requests alone must not fill the disk); past
     # it an embed is served with a note that it is not kept.
     "EMBED_SNAPSHOTS_MAX": 5000,
+    # Proxies in front of the server whose X-Forwarded-For/-Proto/-Host/-Port
+    # headers are believed (werkzeug's ProxyFix); 0 believes none, which is
+    # right when clients reach crimemap directly. HSTS max-age in seconds,
+    # sent only on requests that came over TLS; 0 sends none.
+    "PROXY_FIX": 0,
+    "HSTS_MAX_AGE_S": 31_536_000,
     # Web server.
     "HOST": "127.0.0.1",
     "PORT": 8000,

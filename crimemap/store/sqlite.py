@@ -136,11 +136,15 @@ class SQLiteStore(Store):
         if conn is None:
             yield None
             return
+        if conn.in_transaction:  # inside an outer snapshot (the web layer holds one per request)
+            yield conn
+            return
         conn.execute("BEGIN")
         try:
             yield conn
         finally:
-            conn.execute("COMMIT")
+            if conn.in_transaction:  # a failed read through pandas rolls back by itself
+                conn.execute("COMMIT")
 
     def _query(self, sql, params=()):
         conn = self._reader()

@@ -28,6 +28,9 @@ def create_app(config=None):
                 static_folder=str(Path(__file__).resolve().parent / "static"), static_url_path="/static")
     app.config.update(settings)
     app.config.setdefault("JSON_SORT_KEYS", False)
+    # Never the debugger or tracebacks, whatever FLASK_DEBUG says (docs/security.md).
+    app.debug = False
+    _trust_proxies(app, int(settings["PROXY_FIX"]))
 
     from crimemap.store import open_store
 
@@ -37,6 +40,7 @@ def create_app(config=None):
     from crimemap.web import caching, openapi, policeuk_api
 
     errors.register(app)
+    _snapshot_per_request(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(postcodes_api.bp)
@@ -49,6 +53,10 @@ def create_app(config=None):
     headers.register(app)
     policeuk_api.init_app(app)
     app.register_blueprint(openapi.bp)
+
+    from crimemap.web import health
+
+    app.register_blueprint(health.bp)
     caching.register(app)  # after the rate limit: a revalidation counts against it too
 
     @app.context_processor
@@ -56,6 +64,38 @@ def create_app(config=None):
         return {"site": site_context()}
 
     return app
+
+
+def _trust_proxies(app, count):
+    """Believe ``X-Forwarded-For/-Proto/-Host/-Port`` from ``count`` proxies in front (0: none)."""
+    if count < 0:
+        raise ValueError(f"PROXY_FIX is {count}; expected the number of proxies in front, 0 for none")
+    if count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
+
+
+def _snapshot_per_request(app):
+    """Read the whole request from one version of the data.
+
+    A reload that lands mid-request cannot mix two versions in one response:
+    its figures, its ETag and its ``X-Data-Version`` all come from one read
+    transaction.
+    """
+    import contextlib
+
+    @app.before_request
+    def _open_snapshot():
+        stack = contextlib.ExitStack()
+        g.crimemap_snapshot = stack
+        stack.enter_context(get_store().snapshot())
+
+    @app.teardown_request
+    def _close_snapshot(exc):
+        stack = g.pop("crimemap_snapshot", None)
+        if stack is not None:
+            stack.close()
 
 
 def get_store():

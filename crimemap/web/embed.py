@@ -22,6 +22,7 @@ from crimemap.attribution import ATTRIBUTION, DEMO_NOTICE
 from crimemap.errors import BadQuery, CrimemapError, NotFound
 from crimemap.render_png import render_png
 from crimemap.web import get_store, maps
+from crimemap.web.headers import note_data_version
 
 log = logging.getLogger("crimemap.web.embed")
 
@@ -55,6 +56,7 @@ def _snapshot(query):
     """The pinned query and its frozen snapshot (pinning to the current version when none is given)."""
     if not query.version:
         query = query.pinned(_current_version())
+    note_data_version(query.version)  # X-Data-Version: the pinned release the figures come from
     return query, embeds.freeze(get_store(), query, current_app.config)
 
 

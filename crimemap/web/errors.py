@@ -1,18 +1,35 @@
 """One renderer for every error: JSON under /api, an HTML page elsewhere.
 
 Unexpected exceptions are logged with their traceback and a request id; the
-client gets a generic 500 that leaks nothing.
+client gets a generic 500 that leaks nothing but that id. Every response
+carries the id in ``X-Request-Id``: the caller's own (a proxy's or load
+balancer's) when it sends a sane one, else a new one, so a user's report, the
+proxy's log and crimemap's log can be matched.
 """
 
 import logging
+import re
 import uuid
 
-from flask import jsonify, render_template, request
+from flask import g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from crimemap.errors import CrimemapError
 
 log = logging.getLogger("crimemap.web")
+
+
+REQUEST_ID_HEADER = "X-Request-Id"
+# What a caller's id may look like: short, and safe to echo and to log.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+
+def request_id():
+    """This request's id: the caller's ``X-Request-Id`` when it is sane, else a new one."""
+    if "crimemap_request_id" not in g:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        g.crimemap_request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+    return g.crimemap_request_id
 
 
 def _wants_json():
@@ -41,6 +58,11 @@ def register(app):
 
     @app.errorhandler(Exception)
     def _unexpected(exc):
-        request_id = uuid.uuid4().hex[:12]
-        log.exception("unhandled error, request id %s, %s %s", request_id, request.method, request.path)
-        return _render(500, f"Internal server error (request id {request_id})")
+        rid = request_id()
+        log.exception("unhandled error, request id %s, %s %s", rid, request.method, request.path)
+        return _render(500, f"Internal server error (request id {rid})")
+
+    @app.after_request
+    def _label(response):
+        response.headers[REQUEST_ID_HEADER] = request_id()
+        return response

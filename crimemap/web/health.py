@@ -1,0 +1,67 @@
+"""Health checks for a load balancer or an orchestrator (docs/security.md, "Health").
+
+``GET /healthz`` is liveness: the process answers HTTP. It touches nothing
+else, so a slow or missing store never gets a healthy worker restarted.
+
+``GET /readyz`` is readiness: the store answers a query and holds what the
+site needs to show figures, at least one boundary layer and one month of
+crime data. Otherwise it is a 503 whose JSON names the reason, so traffic
+goes elsewhere until a load finishes.
+"""
+
+import logging
+import sqlite3
+
+from flask import Blueprint, jsonify
+
+from crimemap.web import get_store
+
+bp = Blueprint("health", __name__)
+log = logging.getLogger("crimemap.web")
+
+
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness: 200 whenever the process can answer."""
+    return _no_store(jsonify({"status": 200, "alive": True}))
+
+
+def readiness(store):
+    """What the site needs to serve, checked against a store.
+
+    Returns
+    -------
+    (list of str, dict)
+        The reasons it is not ready (empty when ready) and the checks' values.
+    """
+    checks = {"store": "unreachable", "boundary_layers": 0, "crime_months": 0, "data_version": None}
+    try:
+        meta = store.meta()
+        layers = store.layers()
+        months = store._query("SELECT COUNT(DISTINCT month) FROM batches")
+    except (sqlite3.Error, OSError) as exc:
+        log.error("readiness: the store does not answer: %s: %s", type(exc).__name__, exc)
+        return [f"the store does not answer ({type(exc).__name__})"], checks
+    checks.update(store="ok", boundary_layers=len(layers), crime_months=int(months[0][0]) if months else 0,
+                  data_version=meta.get("data_version"))
+    reasons = []
+    if not checks["boundary_layers"]:
+        reasons.append("no boundary layer loaded")
+    if not checks["crime_months"]:
+        reasons.append("no crime data loaded")
+    return reasons, checks
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: 200 when the data is loaded and the store reachable, else 503 with the reason."""
+    reasons, checks = readiness(get_store())
+    if reasons:
+        body = {"status": 503, "error": "not ready: " + "; ".join(reasons), "ready": False, "checks": checks}
+        return _no_store(jsonify(body)), 503
+    return _no_store(jsonify({"status": 200, "ready": True, "checks": checks}))

@@ -1,0 +1,94 @@
+"""/healthz (liveness) and /readyz (readiness) on empty, partial, loaded and broken instances."""
+
+import shutil
+import sqlite3
+
+import pytest
+
+from crimemap.web import create_app
+from tests.test_security_headers import END
+
+
+@pytest.fixture(scope="module")
+def demo_instance(tmp_path_factory):
+    from crimemap import demo
+
+    folder = tmp_path_factory.mktemp("health") / "instance"
+    demo.build_demo_instance(folder, end_month=END)
+    return folder
+
+
+def _client(instance):
+    return create_app({"INSTANCE": str(instance), "TESTING": True}).test_client()
+
+
+def _copy(demo_instance, target):
+    target.mkdir(parents=True)
+    shutil.copy(demo_instance / "crimemap.sqlite", target / "crimemap.sqlite")
+    return target
+
+
+def test_live_and_ready_on_a_loaded_instance(demo_instance):
+    client = _client(demo_instance)
+    live = client.get("/healthz")
+    assert live.status_code == 200 and live.get_json() == {"status": 200, "alive": True}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.get_json()
+    conn = sqlite3.connect(demo_instance / "crimemap.sqlite")
+    layers = conn.execute("SELECT COUNT(*) FROM layers").fetchone()[0]
+    months = conn.execute("SELECT COUNT(DISTINCT month) FROM batches").fetchone()[0]
+    version = conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
+    conn.close()
+    assert body["ready"] is True
+    assert body["checks"] == {"store": "ok", "boundary_layers": layers, "crime_months": months,
+                              "data_version": version}
+    assert ready.headers["Cache-Control"] == "no-store" and live.headers["Cache-Control"] == "no-store"
+
+
+def test_an_empty_instance_is_alive_but_not_ready(instance):
+    client = _client(instance)
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.get_json()
+    assert body["status"] == 503 and body["ready"] is False
+    assert body["error"] == "not ready: no boundary layer loaded; no crime data loaded"
+    assert not (instance / "crimemap.sqlite").exists()  # checking never creates a store
+
+
+def test_boundaries_without_crimes_are_not_ready(demo_instance, tmp_path):
+    folder = _copy(demo_instance, tmp_path / "partial")
+    conn = sqlite3.connect(folder / "crimemap.sqlite")
+    with conn:
+        conn.execute("DELETE FROM batches")
+    conn.close()
+    ready = _client(folder).get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["error"] == "not ready: no crime data loaded"
+    assert ready.get_json()["checks"]["boundary_layers"] > 0
+
+
+def test_a_broken_store_is_not_ready_and_leaks_nothing(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "crimemap.sqlite").write_bytes(b"this is not a database, " * 200)
+    client = _client(folder)
+    live = client.get("/healthz")
+    assert live.status_code == 200
+    assert live.headers.getlist("X-Data-Version") == ["unavailable"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.get_json()
+    assert body["error"] == "not ready: the store does not answer (DatabaseError)"
+    assert body["checks"]["store"] == "unreachable"
+    assert str(folder) not in ready.get_data(as_text=True)
+
+
+def test_ready_again_once_data_arrives(demo_instance, tmp_path):
+    folder = tmp_path / "later"
+    folder.mkdir()
+    client = _client(folder)
+    assert client.get("/readyz").status_code == 503
+    shutil.copy(demo_instance / "crimemap.sqlite", folder / "crimemap.sqlite")
+    assert client.get("/readyz").status_code == 200
