@@ -1,0 +1,114 @@
+"""Helpers for the fault tests: a live ``crimemap serve`` on loopback, and CLI runs that are killed or size-limited.
+
+The CLI runs themselves are started with ``_cli`` of the single-kill test
+(``tests/test_ingest_interrupted.py``); this module adds what a loop of kills
+and a disk-full run need on top: a server that keeps serving through them, a
+kill after a chosen delay, and a file-size cap.
+"""
+
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.test_browser import _free_port
+
+
+@contextlib.contextmanager
+def live_server(instance, ready="/api/v1/status", env=None, workers=1):
+    """``crimemap serve`` (gunicorn) on a free 127.0.0.1 port; yields its base URL.
+
+    Parameters
+    ----------
+    instance : pathlib.Path
+        The instance folder to serve.
+    ready : str
+        A path that answers 200 once the server is up.
+    env : dict, optional
+        Extra environment variables (``CRIMEMAP_*`` settings).
+    workers : int
+        gunicorn worker processes.
+    """
+    port = _free_port()
+    log = open(instance.parent / f"serve-{port}.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port",
+                             str(port), "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})), start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                requests.get(base + ready, timeout=30).raise_for_status()
+                break
+            except (requests.ConnectionError, requests.Timeout):  # workers still starting on a busy machine
+                if proc.poll() is not None:
+                    pytest.fail(f"server exited: {(instance.parent / f'serve-{port}.log').read_text()}")
+                if time.monotonic() > deadline:
+                    pytest.fail("server did not answer within 120 s")
+                time.sleep(0.3)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def get_json(url, status=200):
+    """GET ``url`` and return its JSON, checking the status code (unless ``status`` is None)."""
+    response = requests.get(url, timeout=60)
+    assert status is None or response.status_code == status, (url, response.status_code, response.text[:500])
+    return response.json()
+
+
+def run_to_end(start, timeout=300):
+    """Start a run with ``start()`` (a Popen with stdout piped) and wait for it; returns (returncode, output)."""
+    proc = start()
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def run_and_kill(start, delay):
+    """Start a run, SIGKILL it after ``delay`` seconds unless it ended first.
+
+    Returns
+    -------
+    tuple
+        (returncode, output printed before the end): returncode is
+        ``-signal.SIGKILL`` when the kill landed.
+    """
+    proc = start()
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    return proc.returncode, out
+
+
+def timed(start):
+    """One uninterrupted run: (seconds, returncode, output)."""
+    began = time.monotonic()
+    code, out = run_to_end(start)
+    return time.monotonic() - began, code, out
+
+
+def limit_file_size(nbytes):
+    """A ``preexec_fn`` that caps every file the child writes at ``nbytes`` (a disk that fills up).
+
+    Python ignores SIGXFSZ, so a write past the cap fails with EFBIG
+    ("File too large") instead of killing the process, as a full disk fails
+    with ENOSPC.
+    """
+
+    def apply():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+    return apply
+
