@@ -5,7 +5,7 @@ import time
 
 import click
 
-from crimemap.cli import _store, command_errors
+from crimemap.cli import command_errors
 
 LAYER_CHOICES = ("borough", "ward", "snt", "lsoa")
 
@@ -40,7 +40,9 @@ def tiles_build(settings, layers, minzoom, maxzoom, crime, from_, to, keep_old, 
     if maxzoom > options.max_zoom:
         raise click.ClickException(f"--maxzoom {maxzoom} is past TILES_MAX_ZOOM ({options.max_zoom}); "
                                    "the server would never ask for those tiles")
-    store = _store(settings)
+    from crimemap.store import open_store
+
+    store = open_store(settings, readonly=True)  # tiles are read from the store, never written to it
     cat = fig.catalog(store)
     cat.registry().get(crime)
     months = fig.resolve_period(from_, to, cat.latest, settings["QUERY_MONTHS_DEFAULT"],

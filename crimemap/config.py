@@ -132,6 +132,21 @@ DEFAULTS = {
     # /postcodes.io; their ETag changes with the data version, so a client
     # revalidates cheaply (304) after that (docs/openapi.md, "Caching").
     "API_CACHE_MAX_AGE_S": 300,
+    # Vector tiles (docs/tiles.md). Where tiles are cached (empty: the
+    # top-level tiles/ folder); the deepest zoom served; the zoom from which
+    # tiles also carry the crimes per published location; the simplification
+    # tolerance in tile units (1/4096 of a tile side; 4 is a quarter of a
+    # screen pixel) and the zoom from which polygons are not simplified; the
+    # most queries (crime type and period) cached per layer and data version;
+    # and the map draws a layer with more areas than this from vector tiles
+    # instead of GeoJSON.
+    "TILES_DIR": "",
+    "TILES_MAX_ZOOM": 16,
+    "TILES_POINTS_MIN_ZOOM": 14,
+    "TILES_SIMPLIFY_PX": 4.0,
+    "TILES_FULL_DETAIL_ZOOM": 15,
+    "TILES_CACHE_QUERIES_MAX": 50,
+    "TILES_GEOJSON_MAX_AREAS": 2000,
 }
 
 CONFIG_FILE = "crimemap.cfg"

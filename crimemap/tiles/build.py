@@ -253,9 +253,32 @@ def build_tile(store, level, z, x, y, months, crime="all-crime", options=None):
         For an unknown level or crime type, or a level with no boundaries loaded.
     """
     options = options or TileOptions()
-    layers = tile_layers(store, level, z, x, y, months, crime, options)
+    layers = [quantised for layer in tile_layers(store, level, z, x, y, months, crime, options)
+              if (quantised := quantise(layer, tile_bounds(z, x, y)))["features"]]
     if not layers:
         return b""
+    # Coordinates are already whole tile units with y up; the encoder flips y to MVT's y down.
     return mapbox_vector_tile.encode(layers, default_options={
-        "quantize_bounds": tile_bounds(z, x, y), "extents": EXTENT,
-        "on_invalid_geometry": on_invalid_geometry_make_valid})
+        "extents": EXTENT, "on_invalid_geometry": on_invalid_geometry_make_valid})
+
+
+def quantise(layer, bounds):
+    """A layer's features in whole tile units (0 to 4096 across the tile, y up), keeping polygons valid.
+
+    Vectorised with shapely (the encoder's own quantize_bounds maps each
+    vertex in Python); a polygon smaller than one unit disappears.
+    """
+    features = layer["features"]
+    if not features:
+        return layer
+    minx, miny, maxx, maxy = bounds
+    scale = EXTENT / (maxx - minx)
+    geoms = np.array([f["geometry"] for f in features], dtype=object)
+    moved = shapely.transform(geoms, lambda c: (c - (minx, miny)) * scale)
+    snapped = shapely.set_precision(moved, 1.0)
+    kept = []
+    for feature, geom in zip(features, snapped):
+        if geom is None or geom.is_empty:
+            continue
+        kept.append(dict(feature, geometry=geom))
+    return {"name": layer["name"], "features": kept}

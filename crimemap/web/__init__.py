@@ -57,6 +57,9 @@ def create_app(config=None):
     from crimemap.web import health
 
     app.register_blueprint(health.bp)
+    from crimemap.web import tiles
+
+    app.register_blueprint(tiles.bp)
     caching.register(app)  # after the rate limit: a revalidation counts against it too
 
     @app.context_processor
