@@ -240,3 +240,125 @@ def test_page_errors_are_html_with_the_headers(client):
     assert response.status_code == 404 and response.mimetype == "text/html"
     assert "nonce-" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# --- in a real browser ------------------------------------------------------------------------------------------
+
+# Collects the page's CSP violations; DevTools adds it before any script of the page runs (CSP does not apply to it).
+_LISTEN = """window.__csp = [];
+document.addEventListener('securitypolicyviolation', e => window.__csp.push(
+    [e.effectiveDirective, e.blockedURI, e.sample || '', e.sourceFile + ':' + e.lineNumber].join(' ')));"""
+_PROBE = "JSON.stringify({csp: window.__csp, paths: document.querySelectorAll('path.leaflet-interactive').length})"
+# A script that did not come from our templates: the policy must refuse to run it.
+_INJECT = """(() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1';
+    document.body.appendChild(s); return window.__ran === 1; })()"""
+
+
+@pytest.fixture(scope="module")
+def live_server(api_2018, tmp_path_factory):
+    """gunicorn (``crimemap serve``) on a copy of the real 2018 instance with stop and search data added."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from tests.conftest import _need_shared
+    from tests.test_browser import _free_port, _need_chromium
+    from tests.test_embed import copy_instance
+
+    _need_chromium()
+    instance = copy_instance(api_2018.instance, tmp_path_factory.mktemp("csp-browser") / "instance")
+    run = [sys.executable, "-m", "crimemap", "--instance", str(instance)]
+    for args in (["stops", "population", _need_shared("population/census2011_ethnic_group_by_local_authority_EW.csv")],
+                 ["stops", "ingest",
+                  _need_shared("crime/police_uk/stop-and-search/2016-06-metropolitan-stop-and-search.csv")]):
+        done = subprocess.run([*run, *map(str, args)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    port = _free_port()
+    proc = subprocess.Popen([*run, "serve", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                requests.get(base + "/healthz", timeout=30).raise_for_status()
+                break
+            except (requests.ConnectionError, requests.Timeout):
+                if proc.poll() is not None:
+                    pytest.fail(f"server exited: {proc.stdout.read()}")
+                if time.monotonic() > deadline:
+                    pytest.fail("server did not answer within 120 s")
+                time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+
+
+def _browse(base, paths):
+    import json
+    import tempfile
+
+    from tests.test_browser import _need_chromium
+    from tests.test_embed_browser import DevTools
+
+    browser = DevTools(_need_chromium(), tempfile.mkdtemp(prefix="csp-profile-"))
+    seen = {}
+    try:
+        for path in paths:
+            target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            for method in ("Page.enable", "Runtime.enable", "Log.enable"):
+                browser.send(method, session=session)
+            browser.send("Page.addScriptToEvaluateOnNewDocument", {"source": _LISTEN}, session=session)
+            browser.events.clear()
+            browser.send("Page.navigate", {"url": base + path}, session=session)
+            browser.wait_for("Page.loadEventFired", timeout=120)
+            browser.settle(1.5)
+            found = json.loads(browser.send("Runtime.evaluate", {"expression": _PROBE, "returnByValue": True},
+                                            session=session)["result"]["value"])
+            found["errors"] = [e["params"]["entry"] for e in browser.events
+                               if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"
+                               and not e["params"]["entry"].get("url", "").endswith("/favicon.ico")]
+            found["exceptions"] = [e["params"]["exceptionDetails"] for e in browser.events
+                                   if e.get("method") == "Runtime.exceptionThrown"]
+            ran = browser.send("Runtime.evaluate", {"expression": _INJECT, "returnByValue": True},
+                               session=session)["result"]["value"]
+            browser.settle(0.5)  # the violation event is queued, not dispatched at once
+            after = json.loads(browser.send("Runtime.evaluate", {"expression": _PROBE, "returnByValue": True},
+                                            session=session)["result"]["value"])
+            found["injected"] = {"ran": ran, "csp": after["csp"]}
+            seen[path] = found
+            browser.send("Target.closeTarget", {"targetId": target})
+    finally:
+        browser.close()
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_no_csp_violation_in_a_real_browser(live_server):
+    import requests
+
+    ward = requests.get(f"{live_server}/api/v1/choropleth?level=ward&geometry=none", timeout=60).json()
+    ward_code = ward["features"][0]["properties"]["code"]
+    maps = ["/", "/?level=ward&crime=burglary", f"/area/ward/{ward_code}", "/area/borough/E09000022",
+            "/embed/map?level=ward", "/embed/map?level=borough&code=E09000022", "/stops"]
+    others = ["/search?q=SW1A+1AA", "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", "/stops/borough/E09000022",
+              "/taser", "/api/docs", "/no-such-page"]
+    seen = _browse(live_server, maps + others)
+    for path, found in seen.items():
+        assert found["csp"] == [], (path, found["csp"])
+        assert found["exceptions"] == [], (path, found["exceptions"])
+        assert [e for e in found["errors"] if "404" not in e["text"] or path != "/no-such-page"] == [], \
+            (path, found["errors"])
+        # The policy is enforced: a script the templates did not write is refused, and reported.
+        assert found["injected"]["ran"] is False, path
+        assert any(v.startswith("script-src") for v in found["injected"]["csp"]), (path, found["injected"])
+    for path in maps:
+        assert seen[path]["paths"] > 0, (path, "the map drew no areas")
