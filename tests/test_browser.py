@@ -66,9 +66,9 @@ def server(tmp_path_factory):
         deadline = time.monotonic() + 120
         while True:
             try:
-                requests.get(base + "/api/v1/status", timeout=5).raise_for_status()
+                requests.get(base + "/api/v1/status", timeout=30).raise_for_status()
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a busy shared machine
                 if proc.poll() is not None:
                     pytest.fail(f"server exited: {proc.stdout.read()}")
                 if time.monotonic() > deadline:
