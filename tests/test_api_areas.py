@@ -247,3 +247,44 @@ def test_city_summary_counts_crimes_without_a_location(client):
     assert body["no_location"]["force"] == "city-of-london" and body["no_location"]["count"] == expected > 0
     assert body["by_type_source"]["id"] == "police.uk"
     assert body["mopac7"]["approximate"] is True
+
+
+def _html(client, url):
+    response = client.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)[:400]
+    return response.get_data(as_text=True)
+
+
+def test_ward_page_sections_from_the_met_table(client, wards_csv):
+    import re
+
+    code = "E05013570"  # Heathrow Villages
+    html = _html(client, f"/area/ward/{code}")
+    mine = wards_csv[wards_csv["WardCode"] == code]
+    trend = dict(re.findall(r'<tr data-month="(\d{4}-\d{2})"[^>]*><th scope="row">\1</th>\s*<td class="num">([^<]+)</td>',
+                            html))
+    assert trend == {f"{c[:4]}-{c[4:]}": f"{int(mine[c].sum()):,}" for c in _cols("2023-07", "2025-06")}
+    now, before = int(mine[_cols("2025-04", "2025-06")].to_numpy().sum()), \
+        int(mine[_cols("2024-04", "2024-06")].to_numpy().sum())
+    three = html[html.index('id="three-months"'):]
+    assert re.search(rf'<td class="num">{now:,}</td>\s*<td class="num">{before:,}</td><td class="num">'
+                     rf'{re.escape(f"{_pct(now, before):+.0f}%")}</td>', three[:three.index("</table>")])
+    assert "The baseline period is not loaded" in html  # the ward file starts in 2023-07
+    assert "No police.uk street-level crimes with a location are loaded" in html  # Met tables have no points
+    assert "listed in no area of this layer" in html  # the Met's force-level remainder, not a no-location count
+
+
+def test_borough_page_target_from_the_historical_file(client):
+    history = pd.read_csv(_need_shared(BOROUGH_HISTORY))
+    recent = pd.read_csv(_need_shared(BOROUGH_CSV))
+    baseline = int(history[history["BoroughName"] == "Camden"][_cols("2012-04", "2013-03")].to_numpy().sum())
+    current = int(recent[recent["BoroughName"] == "Camden"][_cols("2024-07", "2025-06")].to_numpy().sum())
+    html = _html(client, f"/area/borough/{CAMDEN}")
+    target = html[html.index('id="target"'):]
+    target = target[:target.index("</section>")]
+    assert f"Baseline (2012-04 to 2013-03): <strong>{baseline:,}</strong>" in target
+    assert f"at most <strong>{baseline * 0.8:,.0f}</strong>" in target
+    assert f"<strong>{current:,}</strong>" in target
+    assert ("On target." in target) == (current <= baseline * 0.8)
+    printable = _html(client, f"/area/borough/{CAMDEN}?print=1")
+    assert f"Baseline (2012-04 to 2013-03): <strong>{baseline:,}</strong>" in printable
