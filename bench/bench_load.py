@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 SECTION = "## Load test (locust)"
 SWEEP_SECTION = "## Load test: gunicorn workers and threads"
+REPEAT_SECTION = "## Load test: workers and threads, interleaved repeats"
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 SWEEP = ((1, 4), (2, 2), (2, 4), (2, 8), (3, 4), (4, 2))
 
@@ -195,6 +196,8 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="default: the THREADS setting (4)")
     parser.add_argument("--sweep", action="store_true", help="try workers x threads combinations, no think time")
     parser.add_argument("--sweep-time", type=int, default=30, help="seconds per combination in --sweep")
+    parser.add_argument("--combos", default=None,
+                        help="with --sweep: the combinations to run, in order, e.g. 2x4,2x8,2x4,2x8 (repeats allowed)")
     parser.add_argument("--write", action="store_true", help="rewrite this section of bench/RESULTS.md")
     args = parser.parse_args()
 
@@ -215,7 +218,8 @@ def main():
             server.stop()
         if args.sweep:
             results = []
-            for w, t in SWEEP:
+            combos = SWEEP if not args.combos else [tuple(map(int, c.split("x"))) for c in args.combos.split(",")]
+            for w, t in combos:
                 print(f"sweep: {w} workers x {t} threads ...", file=sys.stderr)
                 results.append(one_run(instance, folder / "inputs.json", inputs, w, t, args.users, args.sweep_time,
                                        args.max_requests, folder, think=False))
@@ -229,14 +233,14 @@ def main():
             text = run_report(args, result, setup_s)
     print(text)
     if args.write:
-        title = SWEEP_SECTION if args.sweep else SECTION
+        title = (REPEAT_SECTION if args.combos else SWEEP_SECTION) if args.sweep else SECTION
         _results.write_section(title, text)
 
 
 def _command(args):
     parts = ["python bench/bench_load.py"]
     if args.sweep:
-        parts += ["--sweep", f"--sweep-time {args.sweep_time}"]
+        parts += ["--sweep", f"--sweep-time {args.sweep_time}"] + ([f"--combos {args.combos}"] if args.combos else [])
     else:
         parts += [f"--run-time {args.run_time}"]
         if args.workers:
@@ -280,14 +284,15 @@ def run_report(args, result, setup_s):
 
 def sweep_report(args, results, setup_s):
     today = datetime.date.today().isoformat()
-    lines = [SWEEP_SECTION, "",
+    lines = [REPEAT_SECTION if args.combos else SWEEP_SECTION, "",
              f"Command: `{_command(args)}` ({today}; {machine()} before the build). Each combination: a fresh "
              f"`crimemap serve --workers W` with `CRIMEMAP_THREADS=T`, warmed, then locust with {args.users} "
              f"users and no think time for {args.sweep_time} s (closed loop: the throughput is what the server "
              "manages, not what the users ask). " + INSTANCE_TEXT.format(setup=setup_s) + " Same journeys as "
              "above. Load average at the start of each combination in the table: the machine is shared, so "
              "compare rows with similar load.", "",
-             "| workers × threads | requests/s | p50 | p95 | p99 | requests | errors | server CPU | locust CPU | load |",
+             "| workers × threads | requests/s | p50 | p95 | p99 | requests | errors | server CPU | locust CPU "
+             "| load |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for result in results:
         total = _total(result)
