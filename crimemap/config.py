@@ -84,6 +84,9 @@ DEFAULTS = {
     # sent only on requests that came over TLS; 0 sends none.
     "PROXY_FIX": 0,
     "HSTS_MAX_AGE_S": 31_536_000,
+    # The largest request body in bytes (a police.uk POST poly, a postcodes.io
+    # bulk lookup); a larger one is a 413 before it is read.
+    "REQUEST_MAX_BYTES": 1_048_576,
     # Web server.
     "HOST": "127.0.0.1",
     "PORT": 8000,

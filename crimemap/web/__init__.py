@@ -30,6 +30,7 @@ def create_app(config=None):
     app.config.setdefault("JSON_SORT_KEYS", False)
     # Never the debugger or tracebacks, whatever FLASK_DEBUG says (docs/security.md).
     app.debug = False
+    app.config["MAX_CONTENT_LENGTH"] = int(settings["REQUEST_MAX_BYTES"])
     _trust_proxies(app, int(settings["PROXY_FIX"]))
 
     from crimemap.store import open_store

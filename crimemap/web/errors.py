@@ -54,6 +54,9 @@ def register(app):
 
     @app.errorhandler(HTTPException)
     def _http_error(exc):
+        if exc.code == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"]
+            return _render(413, f"Request body too large: at most {limit:,} bytes (REQUEST_MAX_BYTES)")
         return _render(exc.code, exc.description if exc.code != 404 else "Not found")
 
     @app.errorhandler(Exception)
