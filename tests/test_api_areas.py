@@ -288,3 +288,26 @@ def test_borough_page_target_from_the_historical_file(client):
     assert ("On target." in target) == (current <= baseline * 0.8)
     printable = _html(client, f"/area/borough/{CAMDEN}?print=1")
     assert f"Baseline (2012-04 to 2013-03): <strong>{baseline:,}</strong>" in printable
+
+
+def test_ward_page_mopac7_members_from_the_met_table(client, wards_csv):
+    import re
+
+    code = "E05013570"
+    html = _html(client, f"/area/ward/{code}")
+    table = html[html.index('id="mopac7-table"'):]
+    table = table[:table.index("</table>")]
+    mine = wards_csv[wards_csv["WardCode"] == code]
+    now, before = _cols("2024-07", "2025-06"), _cols("2023-07", "2024-06")
+    mopac = mine[[p in MOPAC7_MINORS or p[0] == "BURGLARY" for p in zip(mine["MajorText"], mine["MinorText"])]]
+    rows = re.findall(r'<tr data-id="([^"]+)"><th scope="row">[^<]+</th><td class="num">([^<]+)</td>\s*'
+                      r'<td class="num">([^<]+)</td>', table)
+    assert len(rows) == 7
+    total_now, total_before = int(mopac[now].to_numpy().sum()), int(mopac[before].to_numpy().sum())
+    burglary = mopac[mopac["MajorText"] == "BURGLARY"]
+    assert ("burglary", f"{int(burglary[now].to_numpy().sum()):,}", f"{int(burglary[before].to_numpy().sum()):,}") \
+        in rows
+    shown_now = sum(int(n.replace(",", "")) for _id, n, _b in rows)
+    shown_before = sum(int(b.replace(",", "")) for _id, _n, b in rows)
+    assert (shown_now, shown_before) == (total_now, total_before)
+    assert re.search(rf"MOPAC 7 together</th><td class=\"num\">{total_now:,}</td>", table)

@@ -167,7 +167,7 @@ def test_screenshots(server, chromium, tmp_path):
     for name, path in shots.items():
         target = folder / name
         target.unlink(missing_ok=True)
-        size = "1280,2300" if name == "area-page.png" else "1280,900"  # the area page's sections, whole
+        size = "1280,2800" if name == "area-page.png" else "1280,900"  # the area page's sections, whole
         chromium(server + path, f"--window-size={size}", f"--screenshot={target}")
         data = target.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -478,8 +478,8 @@ def test_printable_summary(client):
     assert _has(html, '<body class="print-view">')
     assert _has(html, "Performance summary: ")
     assert not _has(html, "folium-map") and not _has(html, "leaflet.js")
-    for section in ('id="by-type"', 'id="trend"', 'id="three-months"', 'id="target"', 'id="neighbours"',
-                    'id="no-location"'):
+    for section in ('id="by-type"', 'id="trend"', 'id="three-months"', 'id="mopac7"', 'id="target"',
+                    'id="neighbours"', 'id="no-location"'):
         assert _has(html, section)
     assert re.search(r'<details class="table-alternative" open>', html)
     full = _page(client, f"/area/ward/{WARD}")
