@@ -33,8 +33,7 @@ def request_id():
 
 
 def _wants_json():
-    return request.path.startswith("/api") or request.path.startswith("/postcodes.io") or \
-        request.path == "/oembed"
+    return request.path.startswith(("/api", "/postcodes.io", "/tiles/")) or request.path == "/oembed"
 
 
 def _render(status, message, extra=None):
