@@ -1,4 +1,8 @@
-"""Hypothesis on the police.uk street CSV reader: hostile rows are kept as text or rejected, never crash it.
+"""Hypothesis on the crime CSV readers: hostile rows are kept as text or rejected, never crash them.
+
+The Met's wide ward table is checked the same way: a row with any count that
+is not a whole number is rejected whole, and the counts read equal the sums
+of the clean cells computed with the csv module.
 
 Each example is a file of rows mixing valid values with hostile ones (HTML
 and script, quotes, commas, odd Unicode, numbers out of range, text where
@@ -115,3 +119,53 @@ def test_a_script_in_a_valid_row_is_kept_as_those_characters(tmp_path, monkeypat
         assert rejects.count == 0 and len(frame) == 1
         assert frame.loc[0, "location"] == script and frame.loc[0, "lsoa_name"] == script
         assert (frame.loc[0, "lon"], frame.loc[0, "lat"]) == (-0.091, 51.515)
+
+
+# --- the Met's wide ward table ------------------------------------------------------------------------------
+
+MET_HEADER = ["MajorText", "MinorText", "WardName", "WardCode", "LookUp_BoroughName", "202401", "202402", "202403"]
+NAME = st.one_of(st.sampled_from(HOSTILE[:7]), st.text(st.characters(blacklist_categories=("Cs", "Cc")),
+                                                     min_size=1, max_size=20).filter(lambda t: t.strip()))
+COUNT = st.integers(0, 999).map(str)
+BAD_COUNT = st.sampled_from(["-1", "x", "1.5", "<script>alert(1)</script>", "NaN", ""])  # ("1e3" reads as 1000)
+
+
+@st.composite
+def met_rows(draw):
+    out = []
+    for i in range(draw(st.integers(1, 10))):
+        counts = [draw(st.one_of(COUNT, COUNT, COUNT, BAD_COUNT)) for _ in range(3)]
+        out.append([draw(NAME), draw(NAME), draw(NAME), f"E0590{i:04d}",
+                    draw(st.sampled_from(["Westminster", "Camden", "Aviation Security (SO18)"])), *counts])
+    return out
+
+
+@given(data=met_rows())
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_met_ward_rows_count_exactly_the_clean_cells(tmp_path_factory, data):
+    from crimemap.io import mps
+
+    path = tmp_path_factory.mktemp("met") / "MPS_Ward_Level_Crime.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MET_HEADER)
+        writer.writerows(data)
+    rejects = Rejects()
+    try:
+        out = mps.read(path, "mps-ward", rejects)
+    except CrimemapError as exc:
+        assert str(exc)
+        return
+    # Independently: a row with any count that is not a whole number >= 0 is rejected whole.
+    clean = [row for row in data if all(c.isdigit() for c in row[5:])]
+    assert rejects.count == len(data) - len(clean), rejects
+    expected = {}
+    for row in clean:
+        for month, count in zip(("2024-01", "2024-02", "2024-03"), row[5:]):
+            if int(count):
+                key = (row[3], row[0].strip(), row[1].strip(), month)
+                expected[key] = expected.get(key, 0) + int(count)
+    got = out.groupby(["code", "major", "minor", "month"])["count"].sum().to_dict()
+    assert got == expected
+    names = {row[3]: row[2].strip() for row in clean}
+    assert all(names[code] == name for code, name in zip(out["code"], out["name"]))
