@@ -1,7 +1,9 @@
 """Health checks for a load balancer or an orchestrator (docs/security.md, "Health").
 
-``GET /healthz`` is liveness: the process answers HTTP. It touches nothing
-else, so a slow or missing store never gets a healthy worker restarted.
+``GET /healthz`` is liveness: the process answers HTTP. It needs nothing
+from the store (a missing or broken store still gets a 200, whose
+``X-Data-Version`` then says ``unavailable``), so a store problem never gets
+a healthy worker restarted.
 
 ``GET /readyz`` is readiness: the store answers a query and holds what the
 site needs to show figures, at least one boundary layer and one month of
