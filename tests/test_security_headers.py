@@ -350,7 +350,7 @@ def test_no_csp_violation_in_a_real_browser(live_server):
     maps = ["/", "/?level=ward&crime=burglary", f"/area/ward/{ward_code}", "/area/borough/E09000022",
             "/embed/map?level=ward", "/embed/map?level=borough&code=E09000022", "/stops"]
     others = ["/search?q=SW1A+1AA", "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", "/stops/borough/E09000022",
-              "/taser", "/api/docs", "/no-such-page"]
+              "/taser", "/api/docs", "/no-such-page", "/map/ward", "/map/borough"]
     seen = _browse(live_server, maps + others)
     for path, found in seen.items():
         assert found["csp"] == [], (path, found["csp"])
