@@ -1,6 +1,7 @@
 """Hypothesis on the crime CSV readers: hostile rows are kept as text or rejected, never crash them.
 
-The Met's wide ward table is checked the same way: a row with any count that
+Stop and search CSVs must account for every row too, with coordinates as
+written. The Met's wide ward table is checked the same way: a row with any count that
 is not a whole number is rejected whole, and the counts read equal the sums
 of the clean cells computed with the csv module.
 
@@ -169,3 +170,42 @@ def test_met_ward_rows_count_exactly_the_clean_cells(tmp_path_factory, data):
     assert got == expected
     names = {row[3]: row[2].strip() for row in clean}
     assert all(names[code] == name for code, name in zip(out["code"], out["name"]))
+
+
+# --- police.uk stop and search CSVs ---------------------------------------------------------------------------
+
+STOP_HEADER = ["Type", "Date", "Part of a policing operation", "Policing operation", "Latitude", "Longitude",
+               "Gender", "Age range", "Self-defined ethnicity", "Officer-defined ethnicity", "Legislation",
+               "Object of search", "Outcome", "Outcome linked to object of search",
+               "Removal of more than just outer clothing"]
+STAMP = st.one_of(st.builds(lambda d, h: f"2016-06-{d:02d}T{h:02d}:30:00+00:00", st.integers(1, 30),
+                            st.integers(0, 23)), st.sampled_from(["2016-13-01T00:00:00", "yesterday", ""]), TEXT)
+STOP_TYPE = st.one_of(st.sampled_from(["Person search", "Vehicle search", "Person and Vehicle search"]), TEXT)
+
+
+@st.composite
+def stop_rows(draw):
+    return [[draw(STOP_TYPE), draw(STAMP), draw(st.sampled_from(["False", "True", "", "maybe"])), draw(TEXT),
+             draw(LAT), draw(LON), *(draw(TEXT) for _ in range(9))] for _ in range(draw(st.integers(1, 10)))]
+
+
+@given(data=stop_rows())
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_hostile_stop_rows_are_kept_or_rejected(tmp_path_factory, data):
+    from crimemap.stops.io import read_stops
+
+    path = tmp_path_factory.mktemp("stops") / "2016-06-metropolitan-stop-and-search.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(STOP_HEADER)
+        writer.writerows(data)
+    rejects = Rejects()
+    try:
+        frame = read_stops(path, rejects=rejects)
+    except CrimemapError as exc:
+        assert str(exc)
+        return
+    assert len(frame) + rejects.count == len(data), (len(frame), rejects)
+    located = frame.dropna(subset=["lat", "lon"])
+    written = {(_number(row[4]), _number(row[5])) for row in data}
+    assert all((lat, lon) in written for lat, lon in zip(located["lat"], located["lon"]))
