@@ -78,6 +78,13 @@ DEFAULTS = {
     # type can be asked for, so requests alone must not fill the disk); past
     # it an embed is served with a note that it is not kept.
     "EMBED_SNAPSHOTS_MAX": 5000,
+    # Server-side answer cache (docs/caching.md): computed pages, maps and
+    # API answers kept on disk per data version, shared by every worker.
+    # The most entries kept (0 turns the cache off), the largest answer kept
+    # in bytes, and the folder (empty: <INSTANCE>/cache/answers).
+    "FIGURE_CACHE_MAX_ENTRIES": 2000,
+    "FIGURE_CACHE_ENTRY_MAX_BYTES": 8_388_608,
+    "FIGURE_CACHE_DIR": "",
     # Proxies in front of the server whose X-Forwarded-For/-Proto/-Host/-Port
     # headers are believed (werkzeug's ProxyFix); 0 believes none, which is
     # right when clients reach crimemap directly. HSTS max-age in seconds,

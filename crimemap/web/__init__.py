@@ -62,6 +62,9 @@ def create_app(config=None):
 
     app.register_blueprint(tiles.bp)
     caching.register(app)  # after the rate limit: a revalidation counts against it too
+    from crimemap.web import figure_cache
+
+    figure_cache.register(app)  # server-side answers per data version (docs/caching.md)
 
     @app.context_processor
     def _page_context():
