@@ -14,6 +14,7 @@ from crimemap.classify import check_scheme
 from crimemap.crimetypes import ALL_CRIME, listing
 from crimemap.errors import BadQuery
 from crimemap.web import get_store, maps
+from crimemap.web.figure_cache import cached_view
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -100,6 +101,7 @@ def crime_types():
 
 
 @bp.get("/choropleth")
+@cached_view
 def choropleth():
     """Every area of a level with its count, rate, ratio to London and band (GeoJSON, EPSG:4326)."""
     store = get_store()
@@ -129,6 +131,7 @@ def choropleth():
 
 
 @bp.get("/areas/<level>/<code>")
+@cached_view
 def area(level, code):
     """One area: headline rate, crimes by type now against before, trends, neighbours, target."""
     if level not in fig.LEVELS:

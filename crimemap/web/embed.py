@@ -22,6 +22,7 @@ from crimemap.attribution import ATTRIBUTION, DEMO_NOTICE
 from crimemap.errors import BadQuery, CrimemapError, NotFound
 from crimemap.render_png import render_png
 from crimemap.web import get_store, maps
+from crimemap.web.figure_cache import cached_view, embed_snapshot_stamp
 from crimemap.web.headers import note_data_version
 
 log = logging.getLogger("crimemap.web.embed")
@@ -199,6 +200,7 @@ def _embed_error(exc):
 
 
 @bp.get("/embed/map")
+@cached_view(vary=embed_snapshot_stamp)
 def embed_map():
     """The embeddable map: no site chrome; the map, legend, title, period, data-as-of, attribution, a link back."""
     asked = embeds.parse_query(request.args)

@@ -104,13 +104,13 @@ def _forget_old(state, data):
     state["seen"] = data
 
 
-def request_key(data, lookup):
-    """The cache key of this request under the given versions."""
+def request_key(data, lookup, extra=""):
+    """The cache key of this request under the given versions (``extra``: what else the answer depends on)."""
     from crimemap.web.caching import _EXT as HTTP_EXT
 
     args = sorted((k, v) for k in request.args for v in request.args.getlist(k))
     parts = [current_app.extensions.get(HTTP_EXT, ""), data, lookup, request.host_url, request.endpoint or "",
-             request.path, repr(args)]
+             request.path, repr(args), extra]
     return "answer:" + hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
@@ -146,12 +146,34 @@ def _response(entry):
     return response
 
 
-def cached_view(view):
+def embed_snapshot_stamp():
+    """The size and time of the embed snapshot a request reads (embeds are drawn from files, not the store).
+
+    A snapshot that is rewritten, damaged or removed changes the key, so the
+    embed view answers from the file as it is now.
+    """
+    from crimemap import embeds
+
+    try:
+        query = embeds.parse_query(request.args)
+        if not query.version:
+            query = query.pinned(str(_versions()[0]))
+        stat = embeds.snapshot_path(current_app.config["INSTANCE"], query).stat()
+        return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+    except Exception:  # no snapshot yet, or a query the view will refuse
+        return "none"
+
+
+def cached_view(view=None, *, vary=None):
     """Serve a GET view's answers from the answer cache (docs/caching.md).
 
     Only GET/HEAD requests are cached, and only 200 and redirect answers;
     errors are computed every time. Any cache failure falls back to the view.
+    ``vary``, a callable returning a string, adds what else an answer
+    depends on (``@cached_view(vary=embed_snapshot_stamp)``).
     """
+    if view is None:
+        return lambda func: cached_view(func, vary=vary)
 
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -161,7 +183,7 @@ def cached_view(view):
         try:
             data, lookup = _versions()
             _forget_old(state, data)
-            key = request_key(data, lookup)
+            key = request_key(data, lookup, vary() if vary else "")
             entry = state["cache"].get(key)
         except Exception:
             log.exception("answer cache: lookup failed; computing")

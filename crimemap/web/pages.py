@@ -13,6 +13,7 @@ from crimemap.errors import BadQuery, UnknownArea
 from crimemap.figures.months import previous_months
 from crimemap.figures.points import area_points
 from crimemap.web import charts, get_store, maps
+from crimemap.web.figure_cache import cached_view
 from crimemap.web.search import mark_on_map, postcode_on_area, search_page
 
 bp = Blueprint("pages", __name__)
@@ -76,6 +77,7 @@ def _downloads(endpoint, formats=DOWNLOAD_FORMATS, **args):
 
 
 @bp.get("/")
+@cached_view
 def index():
     """The London map: areas shaded against the London average, with a data table.
 
@@ -123,6 +125,7 @@ def _points(store, summary, crime, months):
 
 
 @bp.get("/area/<level>/<code>")
+@cached_view
 def area(level, code):
     """One area: its rate against London, crimes by type, trend, comparisons, target, neighbours, points.
 

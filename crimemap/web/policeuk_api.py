@@ -19,6 +19,7 @@ from flask import Blueprint, abort, current_app, request
 from crimemap import policeuk_compat as pk
 from crimemap.errors import BadQuery
 from crimemap.web import get_store
+from crimemap.web.figure_cache import cached_view
 
 bp = Blueprint("policeuk_api", __name__, url_prefix="/api")
 
@@ -104,6 +105,7 @@ def crimes_street_dates():
 
 
 @bp.route("/crimes-street/<category>", methods=["GET", "POST"])
+@cached_view
 def crimes_street(category):
     """Street-level crimes in ``poly`` or within a mile of ``lat``/``lng``, one month."""
     pk.check_category(category)
