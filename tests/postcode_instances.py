@@ -5,12 +5,7 @@ fixture) with :func:`build`, through the real CLI. The files are read from
 ../shared/data in place, never copied.
 """
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
+from tests.live_server import free_port, live_server  # noqa: F401 - the postcode tests import them from here
 
 WARDS_2022 = "boundaries/london-wards-2022-approx.gpkg"
 BOROUGHS_2022 = "boundaries/london-2021-lad22-gen20.shp"
@@ -44,42 +39,3 @@ def build(instance, need_shared, crimes=False):
         cli(instance, "crimes", "ingest", *sorted(need_shared(POLICE_UK_API).glob("*.jsonl.gz")))
     cli(instance, "postcodes", "refresh", need_shared(CODEPOINT))
     return instance
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def live_server(instance):
-    """``crimemap serve`` (gunicorn) on a free loopback port; yields its base URL."""
-    import requests
-
-    port = free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # The access log goes to a file: a pipe nobody reads would fill and stall the server.
-    log_path = instance / "serve.log"
-    log = open(log_path, "w", encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                requests.get(base + "/api/v1/status", timeout=5)
-                break
-            except requests.ConnectionError:
-                if proc.poll() is not None:
-                    raise AssertionError(f"server exited: {log_path.read_text()}") from None
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not answer within 120 s") from None
-                time.sleep(0.3)
-        yield base
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-        log.close()

@@ -14,15 +14,14 @@ the test's temporary folder, so a test run never changes the repository.
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.live_server import free_port as _free_port  # noqa: F401 - other tests import it from here
+from tests.live_server import live_server
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -44,41 +43,13 @@ def _need_chromium():
     return CHROMIUM
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The base URL of a live demo server on loopback."""
     _need_chromium()
     folder = tmp_path_factory.mktemp("browser")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crimemap", "--instance", str(folder / "instance"), "serve", "--demo",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                requests.get(base + "/api/v1/status", timeout=30).raise_for_status()
-                break
-            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a busy shared machine
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited: {proc.stdout.read()}")
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer within 120 s")
-                time.sleep(0.5)
+    with live_server(folder / "instance", "--demo") as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        proc.stdout.close()
 
 
 @pytest.fixture

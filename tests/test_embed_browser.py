@@ -18,15 +18,15 @@ import http.server
 import json
 import os
 import select
-import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.live_server import live_server
 
 from crimemap.attribution import ATTRIBUTION
 from crimemap.web.maps import BAND_COLOURS, CITY_FILL, NO_DATA_FILL
@@ -121,28 +121,8 @@ def crimemap_server(api_2018, tmp_path_factory):
     """A copy of the real 2018 instance on gunicorn (``crimemap serve``), on a free loopback port."""
     _need_chromium()
     instance = copy_instance(api_2018.instance, tmp_path_factory.mktemp("embed-browser") / "instance")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port",
-                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                requests.get(base + "/api/v1/status", timeout=30).raise_for_status()
-                break
-            except (requests.ConnectionError, requests.Timeout):  # still starting (the machine may be busy)
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited: {proc.stdout.read()}")
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer within 120 s")
-                time.sleep(0.5)
+    with live_server(instance) as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        proc.stdout.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,51 +8,17 @@ the 2018 ward shapefile, read here with pandas and geopandas.
 
 import gzip
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
-from contextlib import contextmanager
 
 import geopandas as gpd
 import pytest
 import shapely
 
 from tests.conftest import _need_shared
-from tests.postcode_instances import free_port
+from tests.live_server import live_server
 
 MONTH = "2018-04"
-
-
-@contextmanager
-def live_server(instance):
-    """``crimemap serve`` on a free loopback port, ready when ``/api/forces`` answers (no data needed)."""
-    import requests
-
-    port = free_port()
-    log = open(instance / "serve.log", "w", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180  # a shared 2-core machine can be slow to start workers
-        while True:
-            try:
-                requests.get(base + "/api/forces", timeout=30)
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("server did not start: " + (instance / "serve.log").read_text()) from None
-                time.sleep(0.3)
-        time.sleep(2.1)  # the readiness probes leave the rate limit's window
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +31,8 @@ def live(api_2018, tmp_path_factory):
     source.backup(target)
     source.close()
     target.close()
-    with live_server(instance) as base:
+    with live_server(instance, ready="/api/forces") as base:
+        time.sleep(2.1)  # the readiness probes leave the rate limit's window
         yield base
 
 

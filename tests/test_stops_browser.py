@@ -8,15 +8,15 @@ screenshots to ``docs/screenshots/`` (docs/stops.md shows them).
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
-from tests.test_browser import AREA_PATH, SCREENSHOTS, _free_port, _need_chromium, chromium  # noqa: F401
+from tests.live_server import live_server
+
+from tests.test_browser import AREA_PATH, SCREENSHOTS, _need_chromium, chromium  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 LAMBETH = "E09000022"
@@ -36,27 +36,8 @@ def server(tmp_path_factory):
                  ["taser", "load", _need_shared("police_other/taser_use_by_force_by_year_2015-2020.csv")]):
         done = subprocess.run([*run, *map(str, args)], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
-    port = _free_port()
-    proc = subprocess.Popen([*run, "serve", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                requests.get(base + "/api/v1/stops/status", timeout=30).raise_for_status()
-                break
-            except (requests.ConnectionError, requests.Timeout):  # workers still starting on a busy machine
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited: {proc.stdout.read()}")
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer within 120 s")
-                time.sleep(0.5)
+    with live_server(instance, ready="/api/v1/stops/status") as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        proc.stdout.close()
 
 
 def test_stops_map_draws_every_borough_with_legend_and_table(server, chromium):  # noqa: F811

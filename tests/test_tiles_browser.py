@@ -11,15 +11,15 @@ all come from crimemap. ``CRIMEMAP_UPDATE_SCREENSHOTS=1`` writes
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
-from tests.test_browser import AREA_PATH, FILL, SCREENSHOTS, _free_port, chromium  # noqa: F401 - the fixture
+from tests.live_server import live_server
+
+from tests.test_browser import AREA_PATH, FILL, SCREENSHOTS, chromium  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 
@@ -38,28 +38,9 @@ def server(api_2018, tmp_path_factory):
                                 "build", "--layer", layer, "--minzoom", zooms[0], "--maxzoom", zooms[1]],
                                env=env, capture_output=True, text=True, timeout=600)
         assert built.returncode == 0, built.stdout + built.stderr
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "crimemap", "--instance", str(api_2018.instance), "serve",
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                requests.get(base + "/api/v1/status", timeout=10).raise_for_status()
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited: {proc.stdout.read()}")
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer within 120 s")
-                time.sleep(0.5)
+    with live_server(api_2018.instance, env={"CRIMEMAP_TILES_DIR": str(tiles),
+                                            "CRIMEMAP_TILES_GEOJSON_MAX_AREAS": "0"}) as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        proc.stdout.close()
 
 
 def _drawn(dom):
