@@ -5,6 +5,7 @@ except under ``CI=true``, where it fails: a skip must not hide a failure in CI.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 FIXTURES = Path(__file__).resolve().parent / "data"
+
+
+def pytest_configure(config):
+    # Tests never write into the checkout: vector tiles that pages and servers under test build
+    # (TILES_DIR defaults to the top-level tiles/ folder) go to a temporary folder instead.
+    os.environ.setdefault("CRIMEMAP_TILES_DIR", tempfile.mkdtemp(prefix="crimemap-test-tiles-"))
 
 
 def _need_shared(relative=""):
