@@ -170,3 +170,11 @@ def test_tiles_build_command(api_2018, tmp_path):
     bad = CliRunner().invoke(main, ["--instance", str(api_2018.instance), "tiles", "build", "--minzoom", "9",
                                     "--maxzoom", "8"], env=env)
     assert bad.exit_code != 0 and "past --maxzoom" in bad.output and "Traceback" not in bad.output
+
+
+def test_london_map_links_to_the_lsoa_tile_map_only_when_lsoas_are_loaded(client, tmp_path):
+    page = client.get("/?crime=burglary").get_data(as_text=True)
+    assert 'href="/map/lsoa?crime=burglary"' in page
+    assert client.get("/map/lsoa?crime=burglary").status_code == 200
+    empty = create_app({"INSTANCE": str(tmp_path), "TESTING": True}).test_client()
+    assert "/map/lsoa" not in empty.get("/").get_data(as_text=True)

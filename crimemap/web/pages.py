@@ -94,7 +94,8 @@ def index():
     context = {"level": level, "crime": crime, "crime_label": fig.crime_label(crime), "months": months,
                "period": period, "periods": fig.PERIODS, "period_text": _period_text(months),
                "first_loaded": loaded[0] if loaded else "", "last_loaded": loaded[-1] if loaded else "",
-               "levels": LEVEL_NAMES, "crime_options": _crime_options(store), "mopac7": fig.MOPAC7_POINT_CATEGORIES}
+               "levels": LEVEL_NAMES, "crime_options": _crime_options(store), "mopac7": fig.MOPAC7_POINT_CATEGORIES,
+               "lsoa_map": store.layer("lsoa") is not None}
     if store.layer(level) is None or not months:
         return render_template("index.html", empty=True, **context)
     figures = maps.with_web_geometry(fig.area_figures(store, level, months, crime), store, current_app.config)
