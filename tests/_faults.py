@@ -6,58 +6,19 @@ and a disk-full run need on top: a server that keeps serving through them, a
 kill after a chosen delay, and a file-size cap.
 """
 
-import contextlib
-import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 
-import pytest
 import requests
 
-from tests.test_browser import _free_port
+from tests.live_server import live_server as serve
 
 
-@contextlib.contextmanager
 def live_server(instance, ready="/api/v1/status", env=None, workers=1):
-    """``crimemap serve`` (gunicorn) on a free 127.0.0.1 port; yields its base URL.
-
-    Parameters
-    ----------
-    instance : pathlib.Path
-        The instance folder to serve.
-    ready : str
-        A path that answers 200 once the server is up.
-    env : dict, optional
-        Extra environment variables (``CRIMEMAP_*`` settings).
-    workers : int
-        gunicorn worker processes.
-    """
-    port = _free_port()
-    log = open(instance.parent / f"serve-{port}.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port",
-                             str(port), "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})), start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                requests.get(base + ready, timeout=30).raise_for_status()
-                break
-            except (requests.ConnectionError, requests.Timeout):  # workers still starting on a busy machine
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited: {(instance.parent / f'serve-{port}.log').read_text()}")
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer within 120 s")
-                time.sleep(0.3)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+    """``crimemap serve`` on a free loopback port with one worker by default (see :mod:`tests.live_server`)."""
+    return serve(instance, ready=ready, env=env, workers=workers)
 
 
 def get_json(url, status=200):

@@ -257,16 +257,12 @@ _INJECT = """(() => { const s = document.createElement('script'); s.textContent 
 @pytest.fixture(scope="module")
 def live_server(api_2018, tmp_path_factory):
     """gunicorn (``crimemap serve``) on a copy of the real 2018 instance with stop and search data added."""
-    import os
-    import signal
     import subprocess
     import sys
-    import time
 
-    import requests
-
+    from tests import live_server as live
     from tests.conftest import _need_shared
-    from tests.test_browser import _free_port, _need_chromium
+    from tests.test_browser import _need_chromium
     from tests.test_embed import copy_instance
 
     _need_chromium()
@@ -277,27 +273,8 @@ def live_server(api_2018, tmp_path_factory):
                   _need_shared("crime/police_uk/stop-and-search/2016-06-metropolitan-stop-and-search.csv")]):
         done = subprocess.run([*run, *map(str, args)], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
-    port = _free_port()
-    proc = subprocess.Popen([*run, "serve", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                requests.get(base + "/healthz", timeout=30).raise_for_status()
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited: {proc.stdout.read()}")
-                if time.monotonic() > deadline:
-                    pytest.fail("server did not answer within 120 s")
-                time.sleep(0.5)
+    with live.live_server(instance, ready="/healthz") as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        proc.stdout.close()
 
 
 def _browse(base, paths):

@@ -15,10 +15,7 @@ And the swap must really have happened under load: responses of the first and
 the last versions are both seen, with requests in flight across both loads.
 """
 
-import contextlib
-import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -28,7 +25,7 @@ import time
 import pytest
 import requests
 
-from tests import postcode_instances
+from tests.live_server import live_server
 from tests.test_embed import copy_instance
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
@@ -44,32 +41,6 @@ def _version(instance):
         return int(conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
     finally:
         conn.close()
-
-
-@contextlib.contextmanager
-def _live_server(instance):
-    """``crimemap serve`` (gunicorn) on a free loopback port, waiting through a busy machine's slow start."""
-    port = postcode_instances.free_port()
-    log = open(instance / "serve.log", "w", encoding="utf-8")  # a pipe nobody reads would stall the server
-    proc = subprocess.Popen([sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                requests.get(base + "/healthz", timeout=30).raise_for_status()
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                assert proc.poll() is None, (instance / "serve.log").read_text()
-                assert time.monotonic() < deadline, "server did not answer within 180 s"
-                time.sleep(0.5)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
-        log.close()
 
 
 def _paths(base):
@@ -129,7 +100,7 @@ def test_a_refresh_under_load_gives_no_5xx_and_one_version_per_response(api_2018
     month_file = [f for f in api_2018.files if "2018-04" in f.name][0]
     results, stop = [], threading.Event()
 
-    with _live_server(instance) as base:
+    with live_server(instance, ready="/healthz") as base:
         paths = _paths(base)
 
         def client(offset):
