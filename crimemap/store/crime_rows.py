@@ -20,7 +20,10 @@ ROW_KEYS = ("rowid", "month", "force", "category", "crime_id", "api_id", "street
             "outcome_month", "context", "location_type", "location_subtype", "lat_e6", "lon_e6", "location_id")
 
 
-def _rows(store, sql, params):
+def _rows(store, sql, params, limit=None):
+    if limit is not None:
+        sql += " LIMIT ?"
+        params = [*params, int(limit)]
     return [dict(zip(ROW_KEYS, row)) for row in store._query(sql, params)]
 
 
@@ -87,10 +90,7 @@ def crimes_at_locations(store, location_ids, month, category=None, limit=None):
            "WHERE c.month = ? AND c.location_id IN (SELECT value FROM json_each(?))")
     sql += _category_filter(category, params)
     sql += " ORDER BY c.api_id, c.rowid"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    return _rows(store, sql, params)
+    return _rows(store, sql, params, limit)
 
 
 def locations_with_crimes(store, location_ids, month):
@@ -106,10 +106,7 @@ def crimes_at_street(store, street_id, month, limit=None):
     params = [month, int(street_id)]
     sql = (f"SELECT {_CRIME_COLUMNS} FROM crimes c JOIN locations l ON l.id = c.location_id "
            "WHERE c.month = ? AND c.street_id = ? ORDER BY c.api_id, c.rowid")
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    return _rows(store, sql, params)
+    return _rows(store, sql, params, limit)
 
 
 def crimes_without_location(store, force, month, category=None, limit=None):
@@ -119,7 +116,4 @@ def crimes_without_location(store, force, month, category=None, limit=None):
            "WHERE c.month = ? AND c.force = ? AND c.location_id IS NULL")
     sql += _category_filter(category, params)
     sql += " ORDER BY c.api_id, c.rowid"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    return _rows(store, sql, params)
+    return _rows(store, sql, params, limit)

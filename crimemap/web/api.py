@@ -78,13 +78,13 @@ def _scheme():
                         _settings("CLASSIFY_K_MAX"))
 
 
-def _download(body, mimetype, name):
+def download_response(body, mimetype, name):
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 
-def _period_name(months):
+def period_name(months):
     return f"{months[0]}-to-{months[-1]}" if months else "no-period"
 
 
@@ -117,16 +117,16 @@ def choropleth():
     if geometry == "web" and fmt not in ("csv", "xlsx"):
         figures = maps.with_web_geometry(figures, store, current_app.config)
     attrs = figures.attrs
-    name = ("choropleth", level, crime, _period_name(months), f"v{attrs['data_version']}")
+    name = ("choropleth", level, crime, period_name(months), f"v{attrs['data_version']}")
     if fmt == "csv":
         text = downloads.choropleth_csv(figures, attrs, cat.latest)
-        return _download(text, "text/csv", downloads.filename(*name, ext="csv"))
+        return download_response(text, "text/csv", downloads.filename(*name, ext="csv"))
     if fmt == "xlsx":
-        return _download(downloads.choropleth_xlsx(figures, attrs, cat.latest), XLSX,
+        return download_response(downloads.choropleth_xlsx(figures, attrs, cat.latest), XLSX,
                          downloads.filename(*name, ext="xlsx"))
     body = downloads.choropleth_geojson(figures, attrs, cat.latest, geometry=geometry != "none")
     if fmt == "geojson":
-        return _download(body, "application/geo+json", downloads.filename(*name, ext="geojson"))
+        return download_response(body, "application/geo+json", downloads.filename(*name, ext="geojson"))
     return Response(body, mimetype="application/geo+json")
 
 
@@ -148,13 +148,13 @@ def area(level, code):
                                         target_baseline=_settings("TARGET_BASELINE_YEAR") or None,
                                         target_pct=_settings("TARGET_PCT"), scheme=scheme, k=k,
                                         with_figures=True)
-    name = (level, code, crime, _period_name(months), f"v{summary['data_version']}")
+    name = (level, code, crime, period_name(months), f"v{summary['data_version']}")
     if fmt == "csv":
         text = downloads.summary_csv(summary, table, cat.latest)
-        return _download(text, "text/csv", downloads.filename(*name[:2], table, *name[2:], ext="csv"))
+        return download_response(text, "text/csv", downloads.filename(*name[:2], table, *name[2:], ext="csv"))
     if fmt == "xlsx":
-        return _download(downloads.summary_xlsx(summary, cat.latest), XLSX, downloads.filename(*name, ext="xlsx"))
+        return download_response(downloads.summary_xlsx(summary, cat.latest), XLSX, downloads.filename(*name, ext="xlsx"))
     if fmt == "geojson":
         body = downloads.summary_geojson(summary, figures, cat.latest)
-        return _download(body, "application/geo+json", downloads.filename(*name, ext="geojson"))
+        return download_response(body, "application/geo+json", downloads.filename(*name, ext="geojson"))
     return Response(downloads.dumps(downloads.summary_document(summary, cat.latest)), mimetype="application/json")

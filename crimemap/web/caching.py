@@ -53,19 +53,27 @@ def current_etag():
     return f"d{data}-p{lookup or 0}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:16]}"
 
 
-def _cache_control(response):
+def cache_control(response):
+    """Set ``Cache-Control: public, max-age=API_CACHE_MAX_AGE_S`` on ``response``."""
     response.headers["Cache-Control"] = f"public, max-age={int(current_app.config['API_CACHE_MAX_AGE_S'])}"
 
 
 def _revalidate():
-    if not _cached_request() or not request.if_none_match:
+    if not _cached_request():
+        return None
+    return not_modified()
+
+
+def not_modified():
+    """A 304 answer when this request's ``If-None-Match`` holds the current ETag, else None."""
+    if not request.if_none_match:
         return None
     etag = current_etag()
     if not request.if_none_match.contains_weak(etag):
         return None
     response = current_app.response_class(status=304)
     response.set_etag(etag)
-    _cache_control(response)
+    cache_control(response)
     return response
 
 
@@ -73,7 +81,7 @@ def _label(response):
     if not _cached_request() or response.status_code != 200 or response.direct_passthrough:
         return response
     response.set_etag(current_etag())
-    _cache_control(response)
+    cache_control(response)
     return response.make_conditional(request)
 
 

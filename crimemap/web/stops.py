@@ -21,6 +21,7 @@ from crimemap.stops import figures as sf
 from crimemap.stops import taser
 from crimemap.stops.groups import type_labels
 from crimemap.web import get_store, maps
+from crimemap.web.api import download_response, period_name
 
 bp = Blueprint("stops", __name__)
 
@@ -56,16 +57,6 @@ def _latest():
     return months[-1] if months else None
 
 
-def _download(body, mimetype, name):
-    response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
-
-
-def _period_name(months):
-    return f"{months[0]}-to-{months[-1]}" if months else "no-period"
-
-
 def _small():
     return current_app.config["SMALL_COUNT"]
 
@@ -90,12 +81,12 @@ def api_choropleth():
     figures = sf.borough_figures(store, months, with_geometry=geometry != "none", small_count=_small())
     if geometry == "web" and fmt != "csv":
         figures = maps.with_web_geometry(figures, store, current_app.config)
-    name = ("stops-choropleth", "borough", _period_name(months), f"v{figures.attrs['data_version']}")
+    name = ("stops-choropleth", "borough", period_name(months), f"v{figures.attrs['data_version']}")
     if fmt == "csv":
-        return _download(sdl.choropleth_csv(figures, _latest()), "text/csv", dl.filename(*name, ext="csv"))
+        return download_response(sdl.choropleth_csv(figures, _latest()), "text/csv", dl.filename(*name, ext="csv"))
     body = sdl.choropleth_geojson(figures, _latest(), geometry=geometry != "none")
     if fmt == "geojson":
-        return _download(body, "application/geo+json", dl.filename(*name, ext="geojson"))
+        return download_response(body, "application/geo+json", dl.filename(*name, ext="geojson"))
     return Response(body, mimetype="application/geo+json")
 
 
@@ -109,13 +100,13 @@ def api_area(level, code):
     months = _months()
     store = get_store()
     summary = sf.borough_summary(store, code, months, small_count=_small())
-    name = ("stops", level, code, _period_name(months), f"v{summary['data_version']}")
+    name = ("stops", level, code, period_name(months), f"v{summary['data_version']}")
     if fmt == "csv":
-        return _download(sdl.summary_csv(summary, table, _latest()), "text/csv",
+        return download_response(sdl.summary_csv(summary, table, _latest()), "text/csv",
                          dl.filename(*name[:3], table, *name[3:], ext="csv"))
     if fmt == "geojson":
         figures = sf.borough_figures(store, months, small_count=_small())
-        return _download(sdl.summary_geojson(summary, figures, _latest()), "application/geo+json",
+        return download_response(sdl.summary_geojson(summary, figures, _latest()), "application/geo+json",
                          dl.filename(*name, ext="geojson"))
     return Response(dl.dumps(sdl.summary_document(summary, _latest())), mimetype="application/json")
 
@@ -143,7 +134,7 @@ def api_taser_forces():
     fmt = _arg("format", "json", ("json", "csv"))
     rows, version = _taser_rows()
     if fmt == "csv":
-        return _download(sdl.taser_csv(rows, version), "text/csv", dl.filename("taser-forces", f"v{version}",
+        return download_response(sdl.taser_csv(rows, version), "text/csv", dl.filename("taser-forces", f"v{version}",
                                                                                 ext="csv"))
     return Response(dl.dumps(sdl.taser_document(rows, version)), mimetype="application/json")
 
@@ -154,7 +145,7 @@ def api_taser_force(force):
     fmt = _arg("format", "json", ("json", "csv"))
     rows, version = _taser_rows(force)
     if fmt == "csv":
-        return _download(sdl.taser_csv(rows, version), "text/csv", dl.filename("taser", force, f"v{version}",
+        return download_response(sdl.taser_csv(rows, version), "text/csv", dl.filename("taser", force, f"v{version}",
                                                                                 ext="csv"))
     return Response(dl.dumps(sdl.taser_document(rows, version)), mimetype="application/json")
 
@@ -175,7 +166,7 @@ def api_taser_boroughs():
     total = taser.count_deployments(frame)[0] if len(frame) else None
     version = str(store.data_version())
     if fmt == "csv":
-        return _download(sdl.taser_csv(rows, version, sdl.TASER_RECORD_COLUMNS,
+        return download_response(sdl.taser_csv(rows, version, sdl.TASER_RECORD_COLUMNS,
                                        "Taser deployments and subjects by borough and quarter"), "text/csv",
                          dl.filename("taser-boroughs", f"v{version}", ext="csv"))
     body = sdl.taser_document(rows, version) | {"total": total, "quarters": quarters}

@@ -61,26 +61,14 @@ def _unexpected(exc):
 
 @bp.before_request
 def _revalidate():
-    if not _is_tile_request() or not request.if_none_match:
-        return None
-    etag = caching.current_etag()
-    if not request.if_none_match.contains_weak(etag):
-        return None
-    response = current_app.response_class(status=304)
-    response.set_etag(etag)
-    _cache_control(response)
-    return response
-
-
-def _cache_control(response):
-    response.headers["Cache-Control"] = f"public, max-age={int(current_app.config['API_CACHE_MAX_AGE_S'])}"
+    return caching.not_modified() if _is_tile_request() else None
 
 
 @bp.after_request
 def _label(response):
     if _is_tile_request() and response.status_code == 200:
         response.set_etag(caching.current_etag())
-        _cache_control(response)
+        caching.cache_control(response)
         response.headers.setdefault("Access-Control-Allow-Origin", "*")
     return response
 
