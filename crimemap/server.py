@@ -36,5 +36,9 @@ def serve(settings, host="127.0.0.1", port=8000, workers=2):
         # gunicorn answers a request line over 4,094 bytes itself (414, HTML); let it through to the
         # app, which answers police.uk's 400 JSON above POLICEUK_GET_URL_MAX (docs/policeuk-api.md).
         "limit_request_line": 8190,
+        # Idle keep-alive connections stay open 5 s (gunicorn's default is 2 s): a client that pauses
+        # a second or two between pages, as people and the load test do, then reuses its connection
+        # instead of racing the server closing it (a request lost with no answer).
+        "keepalive": 5,
     }
     _Server(settings, options).run()

@@ -15,6 +15,7 @@ recomputation (docs/openapi.md, "Caching"). Registered once on the app by
 
 import hashlib
 import json
+import time
 
 from flask import current_app, request
 
@@ -23,6 +24,7 @@ from crimemap.config import DEFAULTS
 
 CACHED_PREFIXES = ("/api/", "/postcodes.io/")
 _EXT = "crimemap_caching"
+_LOOKUP_VERSIONS = {}  # instance -> (monotonic time read, serving lookup version)
 
 
 def _fingerprint(config):
@@ -38,11 +40,27 @@ def _cached_request():
 
 
 def data_versions():
-    """``(store data version, postcode lookup version or None)`` of the running app."""
-    from crimemap.postcodes.build import current_version, folder_of
-    from crimemap.web import get_store
+    """``(store data version, postcode lookup version or None)`` of the running app.
 
-    return get_store().data_version(), current_version(folder_of(current_app.config["INSTANCE"]))
+    The data version is the one this request reads everywhere (``site_context``, also sent as
+    ``X-Data-Version``). The lookup version is read from disk at most once per
+    ``POSTCODES_RECHECK_S`` per process, as often as the lookup itself looks for a new version.
+    """
+    from crimemap.web import site_context
+
+    return site_context()["data_version"], _lookup_version()
+
+
+def _lookup_version():
+    from crimemap.postcodes.build import current_version, folder_of
+
+    config = current_app.config
+    instance = str(config["INSTANCE"])
+    now = time.monotonic()
+    checked = _LOOKUP_VERSIONS.get(instance)
+    if checked is None or now - checked[0] >= float(config.get("POSTCODES_RECHECK_S", 1.0)):
+        checked = _LOOKUP_VERSIONS[instance] = (now, current_version(folder_of(instance)))
+    return checked[1]
 
 
 def current_etag():

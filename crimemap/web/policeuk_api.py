@@ -34,6 +34,8 @@ def init_app(app):
                           strategy="moving-window", headers_enabled=True, key_prefix="policeuk")
         # One count per client across every route, as police.uk counts.
         limiter.shared_limit(limit, scope="policeuk")(bp)
+        # flask-limiter hooks every request of the app; the rest of the site skips its checks at once.
+        limiter.request_filter(lambda: request.blueprint != bp.name)
     app.register_blueprint(bp)
 
 
