@@ -8,6 +8,21 @@ one writer works). A PostGIS backend can implement the same interface.
 Every write happens inside :meth:`Store.writer`, a context manager that is
 one transaction: either all of it lands and the data version goes up by one,
 or none of it does and the previous data keeps serving.
+
+Portable SQL
+------------
+Code outside a backend reads with :meth:`Store.query` / :meth:`Store.read_frame`
+and writes with the writer's ``execute`` / ``executemany`` / ``insert_id``, in
+the SQL that SQLite 3.24+ and PostgreSQL share:
+
+- ``?`` placeholders only (the PostGIS store translates them);
+- upserts as ``INSERT ... ON CONFLICT (cols) DO UPDATE SET c = excluded.c`` or
+  ``ON CONFLICT DO NOTHING``, never ``INSERT OR REPLACE`` / ``OR IGNORE``;
+- no ``rowid``: a table whose rows need a stable order has an ``id`` column;
+- every selected column that is not aggregated is in ``GROUP BY``;
+- booleans are stored as 0/1 integers;
+- where the dialects differ (``group_concat`` vs ``string_agg``, DDL), the
+  backend offers a method rather than callers testing :attr:`Store.dialect`.
 """
 
 import abc
@@ -18,6 +33,26 @@ STORE_FILE = "crimemap.sqlite"
 
 class Store(abc.ABC):
     """What the core and the web layer need from a store."""
+
+    #: "sqlite" or "postgresql": names the backend in status and docs.
+    dialect = None
+
+    # -- portable reads (see "Portable SQL" above) ---------------------------
+    @abc.abstractmethod
+    def query(self, sql, params=()):
+        """Rows of a read query as a list of tuples; [] before anything was loaded."""
+
+    @abc.abstractmethod
+    def read_frame(self, sql, params=(), columns=None):
+        """Rows of a read query as a DataFrame (empty, with ``columns``, before any load)."""
+
+    @abc.abstractmethod
+    def snapshot(self):
+        """Context manager: the reads inside it see one consistent version of the data."""
+
+    @abc.abstractmethod
+    def meta(self):
+        """The meta table as a dict (data_version, updated_at, ...)."""
 
     # -- writing -----------------------------------------------------------
     @abc.abstractmethod

@@ -18,63 +18,11 @@ import pandas as pd
 
 from crimemap.errors import StoreError
 from crimemap.store import Store
+from crimemap.store.schema import SCHEMA
 
 SCHEMA_VERSION = 1
 WRITER_CACHE_KIB = 128 * 1024  # SQLite page cache of a write transaction
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS layers(
-    id INTEGER PRIMARY KEY, level TEXT NOT NULL, vintage TEXT NOT NULL,
-    layout TEXT, source TEXT, crs_note TEXT, loaded_at TEXT, n_areas INTEGER,
-    repairs TEXT, warnings TEXT, UNIQUE(level, vintage));
-CREATE TABLE IF NOT EXISTS areas(
-    layer_id INTEGER NOT NULL, code TEXT NOT NULL, name TEXT, borough_code TEXT,
-    borough_name TEXT, force TEXT, area_m2 REAL, geom BLOB,
-    PRIMARY KEY(layer_id, code)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS batches(
-    id INTEGER PRIMARY KEY, feed TEXT NOT NULL, kind TEXT NOT NULL, format TEXT,
-    month TEXT NOT NULL, source TEXT, loaded_at TEXT, rows_read INTEGER,
-    no_location INTEGER, rejected INTEGER, coverage TEXT, UNIQUE(feed, month));
-CREATE TABLE IF NOT EXISTS locations(
-    id INTEGER PRIMARY KEY, lon_e6 INTEGER NOT NULL, lat_e6 INTEGER NOT NULL,
-    x REAL, y REAL, UNIQUE(lon_e6, lat_e6));
-CREATE TABLE IF NOT EXISTS location_areas(
-    layer_id INTEGER NOT NULL, location_id INTEGER NOT NULL, code TEXT,
-    on_edge INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY(location_id, layer_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS location_areas_layer ON location_areas(layer_id, code);
-CREATE TABLE IF NOT EXISTS crimes(
-    batch_id INTEGER NOT NULL, month TEXT NOT NULL, force TEXT, category TEXT,
-    crime_id TEXT, api_id INTEGER, location_id INTEGER, street TEXT,
-    street_id INTEGER, lsoa_code TEXT, lsoa_name TEXT, outcome TEXT,
-    outcome_month TEXT, context TEXT, location_type TEXT, location_subtype TEXT);
-CREATE INDEX IF NOT EXISTS crimes_batch ON crimes(batch_id);
-CREATE INDEX IF NOT EXISTS crimes_month_location ON crimes(month, location_id);
-CREATE INDEX IF NOT EXISTS crimes_location ON crimes(location_id);
-CREATE TABLE IF NOT EXISTS point_counts(
-    layer_id INTEGER NOT NULL, code TEXT NOT NULL, month TEXT NOT NULL,
-    category TEXT NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY(layer_id, month, code, category)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS area_counts(
-    batch_id INTEGER NOT NULL, level TEXT NOT NULL, code TEXT, name TEXT,
-    borough_code TEXT, borough_name TEXT, major TEXT, minor TEXT,
-    month TEXT NOT NULL, n INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS area_counts_batch ON area_counts(batch_id);
-CREATE INDEX IF NOT EXISTS area_counts_level ON area_counts(level, month);
-CREATE TABLE IF NOT EXISTS lsoa_population(
-    lsoa_code TEXT NOT NULL, year TEXT NOT NULL, persons INTEGER NOT NULL,
-    lad_code TEXT, source TEXT, PRIMARY KEY(lsoa_code, year)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS direct_population(
-    code TEXT NOT NULL, year TEXT NOT NULL, persons INTEGER NOT NULL, source TEXT,
-    PRIMARY KEY(code, year)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS area_population(
-    layer_id INTEGER NOT NULL, code TEXT NOT NULL, year TEXT NOT NULL,
-    persons INTEGER NOT NULL, method TEXT,
-    PRIMARY KEY(layer_id, code, year)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ingests(
-    id INTEGER PRIMARY KEY, at TEXT, kind TEXT, sources TEXT, report TEXT);
-"""
 
 
 def _now():
@@ -91,6 +39,8 @@ class SQLiteStore(Store):
     readonly : bool
         Open connections read-only; writing raises :class:`StoreError`.
     """
+
+    dialect = "sqlite"
 
     def __init__(self, path, readonly=False):
         self.path = Path(path)
@@ -162,6 +112,12 @@ class SQLiteStore(Store):
         if conn is None:
             return pd.DataFrame(columns=columns or [])
         return pd.read_sql_query(sql, conn, params=params)
+
+    def query(self, sql, params=()):
+        return self._query(sql, params)
+
+    def read_frame(self, sql, params=(), columns=None):
+        return self._frame(sql, params, columns)
 
     # -- writing -------------------------------------------------------------
     @contextlib.contextmanager
@@ -272,12 +228,27 @@ class SQLiteStore(Store):
 class SQLiteWriter:
     """The write side of one transaction. Obtain it from :meth:`SQLiteStore.writer`."""
 
+    dialect = "sqlite"
+
     def __init__(self, conn):
         self.conn = conn
         self.changed = False
         self._months_touched = set()
         self._layers_replaced = set()
         self._open = {}  # (feed, month) -> the batch this transaction writes (see stage_points)
+
+    # -- portable statements (see "Portable SQL" in crimemap.store) ------------
+    def execute(self, sql, params=()):
+        """Run one statement in the transaction; returns a cursor (fetchone, fetchall)."""
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql, rows):
+        """Run one statement for each row of parameters."""
+        self.conn.executemany(sql, rows)
+
+    def insert_id(self, sql, params=()):
+        """Run an INSERT into a table with an ``id`` key and return the new row's id."""
+        return self.conn.execute(sql, params).lastrowid
 
     # -- boundaries ------------------------------------------------------------
     def put_layer(self, layer):
