@@ -53,3 +53,11 @@ class StoreError(CrimemapError):
     """The store is unavailable or refused a write; previous data is untouched."""
 
     status = 503
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now; the next request tries again."""
+
+    def __init__(self, message="The crime database is unavailable right now. Please try again in a minute.",
+                 **extra):
+        super().__init__(message, **extra)
