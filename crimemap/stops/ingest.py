@@ -78,7 +78,6 @@ def ingest_stops(store, paths, fmt=None, force=None, settings=None, echo=None):
                  f"{entry['rejected']:,} rejected" + (f" ({_reasons(entry['by_reason'])})" if entry["rejected"] else ""))
     batches = []
     with store.writer() as writer:
-        st.ensure_schema(writer.conn)
         for (feed, month), pieces in sorted(parts.items()):
             frame = pd.concat([p[0] for p in pieces], ignore_index=True)
             located = frame["lon"].notna().to_numpy()
@@ -104,14 +103,14 @@ def _reasons(by_reason):
 
 def _outside(writer, months):
     """Stops of these months with coordinates outside every borough (None when no borough layer)."""
-    layer = writer.conn.execute("SELECT id FROM layers WHERE level = 'borough' ORDER BY vintage DESC").fetchone()
+    layer = writer.execute("SELECT id FROM layers WHERE level = 'borough' ORDER BY vintage DESC").fetchone()
     if layer is None or not months:
         return None
     marks = ",".join("?" * len(months))
-    return writer.conn.execute(
+    return int(writer.execute(
         f"SELECT COUNT(*) FROM stops s JOIN stop_batches b ON b.id = s.batch_id LEFT JOIN location_areas la "
         f"ON la.location_id = s.location_id AND la.layer_id = ? WHERE b.month IN ({marks}) "
-        "AND s.location_id IS NOT NULL AND la.code IS NULL", [layer[0], *months]).fetchone()[0]
+        "AND s.location_id IS NOT NULL AND la.code IS NULL", [layer[0], *months]).fetchone()[0])
 
 
 def _summary(files, outside):
@@ -162,7 +161,6 @@ def load_taser(store, path, settings=None):
     layout = taser.detect_layout(path)
     rejects = Rejects()
     with store.writer() as writer:
-        st.ensure_schema(writer.conn)
         if layout == "force-year":
             frame = taser.read_force_year(path, rejects)
             if frame.empty:

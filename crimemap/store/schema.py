@@ -1,7 +1,11 @@
 """The embedded store's tables (SQLite DDL); docs/store.md explains them.
 
 A PostGIS backend keeps the same tables and columns, so the portable SQL of
-:mod:`crimemap.store` reads both.
+:mod:`crimemap.store` reads both. ``crimes.id`` is SQLite's rowid under its
+own name (same values, same order), so code orders and identifies crimes by
+``id`` on both backends. The stop and search and Taser tables (written by
+:mod:`crimemap.store.stops`) are created up front with the rest, so their
+readers only check :meth:`crimemap.store.Store.has_tables` before any load.
 """
 
 SCHEMA = """
@@ -27,7 +31,7 @@ CREATE TABLE IF NOT EXISTS location_areas(
     PRIMARY KEY(location_id, layer_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS location_areas_layer ON location_areas(layer_id, code);
 CREATE TABLE IF NOT EXISTS crimes(
-    batch_id INTEGER NOT NULL, month TEXT NOT NULL, force TEXT, category TEXT,
+    id INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL, month TEXT NOT NULL, force TEXT, category TEXT,
     crime_id TEXT, api_id INTEGER, location_id INTEGER, street TEXT,
     street_id INTEGER, lsoa_code TEXT, lsoa_name TEXT, outcome TEXT,
     outcome_month TEXT, context TEXT, location_type TEXT, location_subtype TEXT);
@@ -56,4 +60,27 @@ CREATE TABLE IF NOT EXISTS area_population(
     PRIMARY KEY(layer_id, code, year)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ingests(
     id INTEGER PRIMARY KEY, at TEXT, kind TEXT, sources TEXT, report TEXT);
+CREATE TABLE IF NOT EXISTS stop_batches(
+    id INTEGER PRIMARY KEY, feed TEXT NOT NULL, month TEXT NOT NULL, format TEXT,
+    source TEXT, loaded_at TEXT, rows_read INTEGER, no_location INTEGER,
+    rejected INTEGER, fields TEXT, UNIQUE(feed, month));
+CREATE TABLE IF NOT EXISTS stops(
+    batch_id INTEGER NOT NULL, month TEXT NOT NULL, datetime TEXT, type TEXT,
+    location_id INTEGER, street TEXT, gender TEXT, age_range TEXT,
+    self_defined_ethnicity TEXT, officer_defined_ethnicity TEXT, legislation TEXT,
+    object_of_search TEXT, outcome TEXT, outcome_linked INTEGER,
+    removal_of_clothing INTEGER, operation INTEGER, operation_name TEXT);
+CREATE INDEX IF NOT EXISTS stops_batch ON stops(batch_id);
+CREATE INDEX IF NOT EXISTS stops_month_location ON stops(month, location_id);
+CREATE TABLE IF NOT EXISTS stop_census(
+    code TEXT NOT NULL, name TEXT, category TEXT NOT NULL, persons INTEGER NOT NULL,
+    source TEXT, PRIMARY KEY(code, category)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS taser_force_year(
+    force TEXT NOT NULL, year_end TEXT NOT NULL, measure TEXT NOT NULL, n INTEGER,
+    source TEXT, PRIMARY KEY(force, year_end, measure)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS taser_deployments(
+    incident TEXT NOT NULL, subject TEXT NOT NULL, officer TEXT NOT NULL,
+    date TEXT NOT NULL, quarter TEXT NOT NULL, borough_code TEXT, borough TEXT,
+    level TEXT NOT NULL, source TEXT);
+CREATE INDEX IF NOT EXISTS taser_deployments_quarter ON taser_deployments(quarter);
 """

@@ -116,6 +116,18 @@ class SQLiteStore(Store):
     def query(self, sql, params=()):
         return self._query(sql, params)
 
+    def has_tables(self, names):
+        """Whether every named table exists (False before the first write)."""
+        names = sorted(set(names))
+        rows = self._query(f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                           f"({','.join('?' * len(names))})", names)
+        return bool(rows) and rows[0][0] == len(names)
+
+    @staticmethod
+    def group_concat_sql(expr, sep_code):
+        """SQL concatenating ``expr`` over a group, separated by the character ``chr(sep_code)``."""
+        return f"group_concat({expr}, char({int(sep_code)}))"
+
     def read_frame(self, sql, params=(), columns=None):
         return self._frame(sql, params, columns)
 
@@ -540,7 +552,7 @@ class SQLiteWriter:
             # several times slower. When the months hold most of the crimes (a first
             # ingest, a big one), one pass over the table beats the month index.
             touched = self.conn.execute(f"SELECT COUNT(*) FROM crimes WHERE month IN ({marks})", months).fetchone()[0]
-            total = self.conn.execute("SELECT MAX(rowid) FROM crimes").fetchone()[0] or 0
+            total = self.conn.execute("SELECT MAX(id) FROM crimes").fetchone()[0] or 0
             scan = "NOT INDEXED" if touched * 4 >= total else ""
             self.conn.execute(
                 "INSERT INTO point_counts(layer_id, code, month, category, n) "

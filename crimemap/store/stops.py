@@ -1,9 +1,11 @@
-"""Stop and search and Taser tables, in the same SQLite file as the rest of the store.
+"""Stop and search and Taser tables, in the same store as the crimes.
 
-They are written through the store's writer (one transaction with
-:meth:`crimemap.store.sqlite.SQLiteStore.writer`, so a failed load changes
-nothing and the data version goes up by one when it lands) and read through
-the store's per-thread read connection.
+The tables are created with the rest of the store (DDL in
+:mod:`crimemap.store.schema`). They are written through the store's writer
+(one transaction with :meth:`crimemap.store.Store.writer`, so a failed load
+changes nothing and the data version goes up by one when it lands) in the
+portable SQL of :mod:`crimemap.store`, and read with
+:meth:`crimemap.store.Store.read_frame`.
 
 Stops reuse the store's ``locations`` and ``location_areas`` tables: a stop's
 point is a location like a crime's, so it is joined once to every boundary
@@ -28,26 +30,6 @@ import datetime as dt
 
 import pandas as pd
 
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS stop_batches(id INTEGER PRIMARY KEY, feed TEXT NOT NULL, month TEXT NOT NULL, "
-    "format TEXT, source TEXT, loaded_at TEXT, rows_read INTEGER, no_location INTEGER, rejected INTEGER, "
-    "fields TEXT, UNIQUE(feed, month))",
-    "CREATE TABLE IF NOT EXISTS stops(batch_id INTEGER NOT NULL, month TEXT NOT NULL, datetime TEXT, type TEXT, "
-    "location_id INTEGER, street TEXT, gender TEXT, age_range TEXT, self_defined_ethnicity TEXT, "
-    "officer_defined_ethnicity TEXT, legislation TEXT, object_of_search TEXT, outcome TEXT, outcome_linked INTEGER, "
-    "removal_of_clothing INTEGER, operation INTEGER, operation_name TEXT)",
-    "CREATE INDEX IF NOT EXISTS stops_batch ON stops(batch_id)",
-    "CREATE INDEX IF NOT EXISTS stops_month_location ON stops(month, location_id)",
-    "CREATE TABLE IF NOT EXISTS stop_census(code TEXT NOT NULL, name TEXT, category TEXT NOT NULL, "
-    "persons INTEGER NOT NULL, source TEXT, PRIMARY KEY(code, category)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS taser_force_year(force TEXT NOT NULL, year_end TEXT NOT NULL, measure TEXT NOT NULL, "
-    "n INTEGER, source TEXT, PRIMARY KEY(force, year_end, measure)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS taser_deployments(incident TEXT NOT NULL, subject TEXT NOT NULL, "
-    "officer TEXT NOT NULL, date TEXT NOT NULL, quarter TEXT NOT NULL, borough_code TEXT, borough TEXT, "
-    "level TEXT NOT NULL, source TEXT)",
-    "CREATE INDEX IF NOT EXISTS taser_deployments_quarter ON taser_deployments(quarter)",
-)
-
 STOP_COLUMNS = ["month", "datetime", "type", "location_id", "street", "gender", "age_range", "self_defined_ethnicity",
                 "officer_defined_ethnicity", "legislation", "object_of_search", "outcome", "outcome_linked",
                 "removal_of_clothing", "operation", "operation_name"]
@@ -58,12 +40,6 @@ DIMENSIONS = ("type", "object_of_search", "outcome", "officer_defined_ethnicity"
 
 def _now():
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def ensure_schema(conn):
-    """Create the tables inside the writer's transaction (DDL is transactional in SQLite)."""
-    for statement in SCHEMA:
-        conn.execute(statement)
 
 
 def _plain(value):
@@ -89,20 +65,18 @@ def replace_stop_batch(writer, feed, month, fmt, source, frame, rejected=0, fiel
     dict
         ``feed, month, rows, no_location``.
     """
-    conn = writer.conn
-    ensure_schema(conn)
-    old = conn.execute("SELECT id FROM stop_batches WHERE feed = ? AND month = ?", (feed, month)).fetchone()
+    old = writer.execute("SELECT id FROM stop_batches WHERE feed = ? AND month = ?", (feed, month)).fetchone()
     if old:
-        conn.execute("DELETE FROM stops WHERE batch_id = ?", old)
-        conn.execute("DELETE FROM stop_batches WHERE id = ?", old)
+        writer.execute("DELETE FROM stops WHERE batch_id = ?", (old[0],))
+        writer.execute("DELETE FROM stop_batches WHERE id = ?", (old[0],))
     no_location = int(frame["location_id"].isna().sum())
-    batch_id = conn.execute(
+    batch_id = writer.insert_id(
         "INSERT INTO stop_batches(feed, month, format, source, loaded_at, rows_read, no_location, rejected, fields) "
         "VALUES (?,?,?,?,?,?,?,?,?)",
         (feed, month, fmt, str(source), _now(), len(frame) + int(rejected), no_location, int(rejected),
-         ",".join(sorted(fields)))).lastrowid
+         ",".join(sorted(fields))))
     data = frame[STOP_COLUMNS].astype(object)
-    conn.executemany(
+    writer.executemany(
         f"INSERT INTO stops(batch_id, {', '.join(STOP_COLUMNS)}) VALUES (?{',?' * len(STOP_COLUMNS)})",
         ((batch_id, *[_plain(v) for v in row]) for row in data.itertuples(index=False, name=None)))
     writer.changed = True
@@ -111,40 +85,34 @@ def replace_stop_batch(writer, feed, month, fmt, source, frame, rejected=0, fiel
 
 def replace_census(writer, frame, source, categories):
     """Replace Census residents for the areas in ``frame`` (``code, name, total`` and the categories)."""
-    conn = writer.conn
-    ensure_schema(conn)
     codes = frame["code"].tolist()
-    conn.executemany("DELETE FROM stop_census WHERE code = ?", ((c,) for c in codes))
+    writer.executemany("DELETE FROM stop_census WHERE code = ?", ((c,) for c in codes))
     rows = []
     for record in frame.to_dict("records"):
         for category in ["total", *categories]:
             rows.append((record["code"], record["name"], category, int(record[category]), str(source)))
-    conn.executemany("INSERT INTO stop_census(code, name, category, persons, source) VALUES (?,?,?,?,?)", rows)
+    writer.executemany("INSERT INTO stop_census(code, name, category, persons, source) VALUES (?,?,?,?,?)", rows)
     writer.changed = True
     return len(codes)
 
 
 def replace_taser_force_year(writer, frame, source, measures):
     """Replace the (force, year end) rows of a force-by-year table."""
-    conn = writer.conn
-    ensure_schema(conn)
     keys = frame[["force", "year_end"]].drop_duplicates().itertuples(index=False, name=None)
-    conn.executemany("DELETE FROM taser_force_year WHERE force = ? AND year_end = ?", list(keys))
+    writer.executemany("DELETE FROM taser_force_year WHERE force = ? AND year_end = ?", list(keys))
     rows = [(r["force"], r["year_end"], m, _plain(r[m]), str(source))
             for r in frame.to_dict("records") for m in measures]
-    conn.executemany("INSERT INTO taser_force_year(force, year_end, measure, n, source) VALUES (?,?,?,?,?)", rows)
+    writer.executemany("INSERT INTO taser_force_year(force, year_end, measure, n, source) VALUES (?,?,?,?,?)", rows)
     writer.changed = True
     return len(frame)
 
 
 def replace_taser_deployments(writer, frame, source):
     """Replace every quarter ``frame`` covers with its deployments."""
-    conn = writer.conn
-    ensure_schema(conn)
     quarters = sorted(frame["quarter"].unique())
-    conn.executemany("DELETE FROM taser_deployments WHERE quarter = ?", ((q,) for q in quarters))
+    writer.executemany("DELETE FROM taser_deployments WHERE quarter = ?", ((q,) for q in quarters))
     cols = ["incident", "subject", "officer", "date", "quarter", "borough_code", "borough", "level"]
-    conn.executemany(
+    writer.executemany(
         f"INSERT INTO taser_deployments({', '.join(cols)}, source) VALUES (?,?,?,?,?,?,?,?,?)",
         ((*[_plain(v) for v in row], str(source)) for row in frame[cols].astype(object).itertuples(index=False,
                                                                                                   name=None)))
@@ -155,16 +123,16 @@ def replace_taser_deployments(writer, frame, source):
 # --- reading ---------------------------------------------------------------------------------
 
 
+TABLES = ("stop_batches", "stops", "stop_census", "taser_force_year", "taser_deployments")
+
+
 def _frame(store, sql, params=(), columns=()):
     """A query's rows as a DataFrame; empty (with ``columns``) before anything was loaded."""
-    conn = store._reader()
-    # Check first rather than catch "no such table": pandas rolls back on a
-    # failed query, which would end a snapshot's read transaction.
-    if conn is None or conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                                    "('stop_batches', 'stops', 'stop_census', 'taser_force_year', "
-                                    "'taser_deployments')").fetchone()[0] < 5:
+    # Check first rather than catch "no such table": a failed query would end
+    # a snapshot's read transaction (SQLite) or abort it (PostgreSQL).
+    if not store.has_tables(TABLES):
         return pd.DataFrame(columns=list(columns))
-    return pd.read_sql_query(sql, conn, params=list(params))
+    return store.read_frame(sql, list(params), list(columns))
 
 
 def stop_batches(store):
@@ -212,14 +180,15 @@ def stop_counts(store, layer_id, months, by=(), code=None):
     if not months:
         return pd.DataFrame(columns=list(columns))
     extra = "".join(f", s.{d}" for d in by)
-    sql = (f"SELECT la.code AS code, s.location_id IS NOT NULL AS located, s.month{extra}, COUNT(*) AS n "
+    located = "CASE WHEN s.location_id IS NULL THEN 0 ELSE 1 END"
+    sql = (f"SELECT la.code AS code, {located} AS located, s.month{extra}, COUNT(*) AS n "
            f"FROM stops s LEFT JOIN location_areas la ON la.location_id = s.location_id AND la.layer_id = ? "
            f"WHERE s.batch_id IN ({_chosen(months)})")
     params = [layer_id, *months]
     if code is not None:
         sql += " AND la.code = ?"
         params.append(code)
-    sql += f" GROUP BY la.code, located, s.month{extra}"
+    sql += f" GROUP BY la.code, {located}, s.month{extra}"
     return _frame(store, sql, params, columns)
 
 
