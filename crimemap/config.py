@@ -13,6 +13,21 @@ from pathlib import Path
 DEFAULTS = {
     # Where the data lives: the store, caches, logs.
     "INSTANCE": "instance",
+    # The store (docs/postgis.md). Empty: the embedded SQLite file in the
+    # instance folder. "postgresql://user@host:port/db": PostgreSQL with
+    # PostGIS (every write goes there).
+    "DATABASE_URL": "",
+    # The PostgreSQL schema that holds this instance's tables, created on the
+    # first write. "instance" derives one from the instance folder's path
+    # ("i_" + 16 hex digits), so one database can hold many instances.
+    "DATABASE_SCHEMA": "crimemap",
+    # Optional PostgreSQL read replica for read-only stores (web workers);
+    # empty: they read from DATABASE_URL too.
+    "DATABASE_READ_URL": "",
+    # PostgreSQL connections per process and database (a psycopg pool), and
+    # the seconds to wait for one before a request is answered 503.
+    "DATABASE_POOL_MAX": 10,
+    "DATABASE_TIMEOUT_S": 10.0,
     # Spatial join: edge length in metres of the grid that answers most
     # point-in-polygon questions without a geometry test (see docs/join.md).
     "JOIN_GRID_CELL_M": 50.0,

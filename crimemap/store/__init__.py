@@ -101,8 +101,30 @@ def open_store(settings, readonly=False):
     settings : dict
         From :func:`crimemap.config.load_settings`.
     readonly : bool
-        Open for reading only (web workers).
+        Open for reading only (web workers; on PostgreSQL they read from
+        ``DATABASE_READ_URL`` when it is set).
+
+    ``DATABASE_URL`` picks the backend: empty for the embedded SQLite file,
+    ``postgresql://...`` for :class:`crimemap.store.postgis.PostGISStore`.
     """
+    url = str(settings.get("DATABASE_URL") or "").strip()
+    if url:
+        from crimemap.store.postgis_sql import schema_name
+
+        try:
+            from crimemap.store.postgis import PostGISStore
+        except ImportError as exc:  # psycopg missing: a clear message, not a traceback
+            from crimemap.errors import StoreError
+
+            raise StoreError(f"DATABASE_URL names PostgreSQL but psycopg is not installed ({exc}); "
+                             "pip install 'psycopg[binary]' psycopg-pool") from None
+        instance = Path(settings["INSTANCE"])
+        # The folder still holds what is not the store: answer cache, embeds, logs, postcodes.
+        instance.mkdir(parents=True, exist_ok=True)
+        return PostGISStore(url, schema_name(settings), instance, readonly=readonly,
+                            read_url=str(settings.get("DATABASE_READ_URL") or "").strip(),
+                            pool_max=int(settings.get("DATABASE_POOL_MAX", 10)),
+                            timeout=float(settings.get("DATABASE_TIMEOUT_S", 10.0)))
     from crimemap.store.sqlite import SQLiteStore
 
     path = Path(settings["INSTANCE"]) / STORE_FILE

@@ -1,0 +1,394 @@
+"""The write side of the PostGIS store: one PostgreSQL transaction per ``with store.writer()``.
+
+Everything a write does (new boundary layers, a month of crimes COPYed in, the
+join cache, the recounted figures, the data version) lands in one commit, or
+not at all; readers keep their REPEATABLE READ snapshot of the previous data
+until then. A writer killed halfway (SIGKILL, a lost connection) leaves nothing:
+the server rolls the open transaction back, and the staging tables are
+``TEMP ... ON COMMIT DROP``. Writers of one schema queue on an advisory lock,
+as SQLite's writers do on its write lock. docs/postgis.md explains the choice.
+"""
+
+import contextlib
+import json
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql as pgsql
+
+from crimemap.errors import StoreError
+from crimemap.store.postgis import _register_geometry, frame_of
+from crimemap.store.postgis_sql import SRID, pg_ddl, translate
+from crimemap.store.schema import SCHEMA
+from crimemap.store.sqlite import SCHEMA_VERSION, _now, _values
+
+#: Advisory lock keys: one per schema (its writers queue), one for creating the extension.
+_LOCK_EXTENSION = "crimemap:create-extension-postgis"
+
+
+@contextlib.contextmanager
+def open_writer(store):
+    """Yield a :class:`PostGISWriter` in one transaction on the primary; commit when the block ends."""
+    with store.connection(write=True) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"crimemap:{store.schema}",))
+            ensure_schema(conn, store.schema)
+            writer = PostGISWriter(conn, store.schema)
+            yield writer
+            writer.finish()
+        # Committed: readers' next snapshot sees it. The tables exist from now on.
+        store._ready = True
+
+
+def ensure_schema(conn, schema):
+    """Create PostGIS (if missing), the schema and its tables, inside the open transaction."""
+    if not _register_geometry(conn):
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_LOCK_EXTENSION,))
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public")
+        except psycopg.errors.InsufficientPrivilege:
+            raise StoreError("the database has no PostGIS: run CREATE EXTENSION postgis in it as a superuser, "
+                             "or let crimemap's user create it") from None
+        except psycopg.errors.FeatureNotSupported:
+            raise StoreError("PostGIS is not installed on the database server (Debian: postgresql-15-postgis-3)") \
+                from None
+        _register_geometry(conn)
+    conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(schema)))
+    for statement in pg_ddl(SCHEMA):
+        conn.execute(statement)
+
+
+class PostGISWriter:
+    """The write side of one transaction. Obtain it from :meth:`PostGISStore.writer`.
+
+    Same methods and semantics as :class:`crimemap.store.sqlite.SQLiteWriter`;
+    bulk rows go in with COPY.
+    """
+
+    dialect = "postgresql"
+
+    def __init__(self, conn, schema):
+        self.conn = conn
+        self.schema = schema
+        self.changed = False
+        self._months_touched = set()
+        self._layers_replaced = set()
+        self._open = {}  # (feed, month) -> the batch this transaction writes (see stage_points)
+
+    # -- portable statements (see "Portable SQL" in crimemap.store) ------------
+    def execute(self, sql, params=()):
+        """Run one statement in the transaction; returns a cursor (fetchone, fetchall)."""
+        return self.conn.execute(translate(sql), tuple(params))
+
+    def executemany(self, sql, rows):
+        """Run one statement for each row of parameters."""
+        with self.conn.cursor() as cur:
+            cur.executemany(translate(sql), [tuple(r) for r in rows])
+
+    def insert_id(self, sql, params=()):
+        """Run an INSERT into a table with an ``id`` key and return the new row's id."""
+        return self.conn.execute(translate(sql) + " RETURNING id", tuple(params)).fetchone()[0]
+
+    def _x(self, sql, params=()):
+        """PostgreSQL's own SQL (``%s`` placeholders), for this module."""
+        return self.conn.execute(sql, params)
+
+    def _copy(self, table, columns, rows):
+        """COPY rows (tuples of Python values, None for NULL) into a table."""
+        statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
+            pgsql.Identifier(table), pgsql.SQL(", ").join(map(pgsql.Identifier, columns)))
+        n = 0
+        with self.conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+                n += 1
+        return n
+
+    def _temp(self, name, columns):
+        """An empty staging table that lives until this transaction ends (never left behind)."""
+        self._x(f"CREATE TEMP TABLE IF NOT EXISTS {name}({columns}) ON COMMIT DROP")
+        self._x(f"TRUNCATE {name}")
+
+    # -- boundaries ------------------------------------------------------------
+    def put_layer(self, layer):
+        """Store a :class:`~crimemap.io.boundaries.BoundaryLayer`, replacing the same level and vintage.
+
+        Returns
+        -------
+        int
+            The layer id.
+        """
+        import shapely
+
+        row = self._x("SELECT id FROM layers WHERE level = %s AND vintage = %s",
+                      (layer.level, layer.vintage)).fetchone()
+        values = (layer.layout, str(layer.source), layer.crs_note, _now(), len(layer.gdf),
+                  json.dumps(layer.repairs, default=float), json.dumps(layer.warnings))
+        if row:
+            layer_id = row[0]
+            self._x("UPDATE layers SET layout=%s, source=%s, crs_note=%s, loaded_at=%s, n_areas=%s, repairs=%s, "
+                    "warnings=%s WHERE id=%s", values + (layer_id,))
+            for table in ("areas", "location_areas", "point_counts", "area_population"):
+                self._x(f"DELETE FROM {table} WHERE layer_id = %s", (layer_id,))
+        else:
+            layer_id = self._x(
+                "INSERT INTO layers(level, vintage, layout, source, crs_note, loaded_at, n_areas, repairs, warnings) "
+                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id", (layer.level, layer.vintage) + values).fetchone()[0]
+        gdf = layer.gdf
+        geoms = gdf.geometry.to_numpy()
+        ewkb = shapely.to_wkb(shapely.set_srid(geoms, SRID), hex=True, include_srid=True)
+        rows = zip([layer_id] * len(gdf), _values(gdf["code"]), _values(gdf["name"]), _values(gdf["borough_code"]),
+                   _values(gdf["borough_name"]), _values(gdf["force"]), shapely.area(geoms).tolist(), ewkb.tolist())
+        self._copy("areas", ["layer_id", "code", "name", "borough_code", "borough_name", "force", "area_m2", "geom"],
+                   rows)
+        self._layers_replaced.add(layer_id)
+        self.changed = True
+        return layer_id
+
+    def layer_ids(self):
+        return [r[0] for r in self._x("SELECT id FROM layers ORDER BY id").fetchall()]
+
+    def layer_geometries(self, layer_id):
+        """(codes, WKB geometries) of a layer, as the writer's transaction sees them."""
+        rows = self._x("SELECT code, ST_AsBinary(geom) FROM areas WHERE layer_id = %s ORDER BY code",
+                       (layer_id,)).fetchall()
+        return [r[0] for r in rows], [bytes(r[1]) for r in rows]
+
+    # -- locations and the join cache -----------------------------------------
+    def location_ids(self, lon, lat, x, y):
+        """Ids for locations given in degrees (and metres), inserting new ones (keyed on micro-degrees)."""
+        lon_e6 = np.round(np.asarray(lon, dtype="float64") * 1e6).astype("int64")
+        lat_e6 = np.round(np.asarray(lat, dtype="float64") * 1e6).astype("int64")
+        inverse, keys = pd.factorize(lon_e6 * (1 << 32) + (lat_e6 & 0xFFFFFFFF))
+        first = np.full(len(keys), len(lon_e6), dtype="int64")
+        np.minimum.at(first, inverse, np.arange(len(lon_e6), dtype="int64"))
+        u_lon, u_lat = lon_e6[first], lat_e6[first]
+        x = np.asarray(x, dtype="float64")[first]
+        y = np.asarray(y, dtype="float64")[first]
+        # The chunk's distinct locations are COPYed into a staging table; PostgreSQL
+        # adds the new ones to locations (ids in order of first appearance) and
+        # returns every id.
+        self._temp("new_locations", "k BIGINT PRIMARY KEY, lon_e6 BIGINT, lat_e6 BIGINT, "
+                                    "x DOUBLE PRECISION, y DOUBLE PRECISION")
+        self._copy("new_locations", ["k", "lon_e6", "lat_e6", "x", "y"],
+                   zip(range(len(keys)), u_lon.tolist(), u_lat.tolist(), x.tolist(), y.tolist()))
+        self._x("INSERT INTO locations(lon_e6, lat_e6, x, y) SELECT lon_e6, lat_e6, x, y FROM new_locations "
+                "ORDER BY k ON CONFLICT (lon_e6, lat_e6) DO NOTHING")
+        rows = self._x("SELECT n.k, l.id FROM new_locations n JOIN locations l "
+                       "ON l.lon_e6 = n.lon_e6 AND l.lat_e6 = n.lat_e6").fetchall()
+        ids = np.empty(len(keys), dtype="int64")
+        if rows:
+            pairs = np.asarray(rows, dtype="int64")
+            ids[pairs[:, 0]] = pairs[:, 1]
+        return ids[inverse]
+
+    def has_unjoined_locations(self, layer_id):
+        """Whether some location is not yet joined to a layer."""
+        return bool(self._x(
+            "SELECT EXISTS (SELECT 1 FROM locations l WHERE NOT EXISTS ("
+            "SELECT 1 FROM location_areas la WHERE la.layer_id = %s AND la.location_id = l.id))",
+            (layer_id,)).fetchone()[0])
+
+    def unjoined_locations(self, layer_id):
+        """Locations not yet joined to a layer: (ids, x, y) arrays."""
+        rows = self._x(
+            "SELECT id, x, y FROM locations l WHERE NOT EXISTS ("
+            "SELECT 1 FROM location_areas la WHERE la.layer_id = %s AND la.location_id = l.id) ORDER BY id",
+            (layer_id,)).fetchall()
+        if not rows:
+            empty = np.empty(0)
+            return empty.astype("int64"), empty, empty
+        arr = np.asarray(rows, dtype="float64")
+        return arr[:, 0].astype("int64"), arr[:, 1], arr[:, 2]
+
+    def set_location_areas(self, layer_id, location_ids, codes, on_edge):
+        """Record the join result: code None means outside every area."""
+        self._temp("new_location_areas", 'location_id BIGINT, code TEXT COLLATE "C", on_edge BIGINT')
+        self._copy("new_location_areas", ["location_id", "code", "on_edge"],
+                   zip(np.asarray(location_ids).tolist(), list(codes), np.asarray(on_edge, dtype="int64").tolist()))
+        self._x("INSERT INTO location_areas(layer_id, location_id, code, on_edge) "
+                "SELECT %s, location_id, code, on_edge FROM new_location_areas "
+                "ON CONFLICT (location_id, layer_id) DO UPDATE SET code = excluded.code, on_edge = excluded.on_edge",
+                (layer_id,))
+        # As on SQLite: a location joined now is new, so only this write's months need a recount.
+        self.changed = True
+
+    # -- crimes from points ------------------------------------------------------
+    _POINT_COLUMNS = ["month", "force", "category", "crime_id", "api_id", "location_id", "location", "street_id",
+                      "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context", "location_type",
+                      "location_subtype"]
+    _CRIME_COLUMNS = ["batch_id", "month", "force", "category", "crime_id", "api_id", "location_id", "street",
+                      "street_id", "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context", "location_type",
+                      "location_subtype"]
+
+    def stage_points(self, feed, kind, fmt, source, frame):
+        """COPY a chunk of crimes (with a ``location_id`` column); each (feed, month) replaces the stored one.
+
+        Same rules as :meth:`crimemap.store.sqlite.SQLiteWriter.stage_points`:
+        nothing is visible to readers before the transaction commits.
+        """
+        if not len(frame):
+            return
+        codes, uniques = pd.factorize(frame["month"])
+        batch_of = np.array([self._open_batch(feed, kind, fmt, source, m) for m in uniques], dtype=np.int64)
+        batch = batch_of[codes]
+        located = frame["location_id"].notna().to_numpy()
+        for k, month in enumerate(uniques):
+            mine = codes == k
+            entry = self._open[(feed, month)]
+            entry["rows"] += int(mine.sum())
+            entry["no_location"] += int((mine & ~located).sum())
+        columns = [batch.tolist()] + [_values(frame[c]) for c in self._POINT_COLUMNS]
+        self._copy("crimes", self._CRIME_COLUMNS, zip(*columns))
+
+    def _open_batch(self, feed, kind, fmt, source, month):
+        """The id of this transaction's batch of (feed, month), opening it (and dropping the stored one) first."""
+        entry = self._open.get((feed, month))
+        if entry is None:
+            self._drop_batch(feed, month)
+            batch_id = self._x(
+                "INSERT INTO batches(feed, kind, format, month, source, loaded_at, rows_read, no_location, rejected) "
+                "VALUES (%s,%s,%s,%s,%s,%s,0,0,0) RETURNING id",
+                (feed, kind, fmt, month, str(source), _now())).fetchone()[0]
+            entry = self._open[(feed, month)] = {"id": batch_id, "kinds": {kind}, "formats": {fmt}, "sources": [],
+                                                 "rows": 0, "no_location": 0}
+            self._months_touched.add(month)
+        entry["kinds"].add(kind)
+        entry["formats"].add(fmt)
+        if str(source) not in entry["sources"]:
+            entry["sources"].append(str(source))
+        return entry["id"]
+
+    def commit_staged(self, rejected_by_feed_month=None):
+        """Finish every (feed, month) written by :meth:`stage_points`: its counts, sources and rejects.
+
+        Returns
+        -------
+        list of dict
+            One per batch written, by feed and month: feed, month, rows, no_location.
+        """
+        rejected_by_feed_month = rejected_by_feed_month or {}
+        written = []
+        for (feed, month), entry in sorted(self._open.items()):
+            rejected = rejected_by_feed_month.get((feed, month), 0)
+            self._x("UPDATE batches SET kind = %s, format = %s, source = %s, rows_read = %s, no_location = %s, "
+                    "rejected = %s WHERE id = %s",
+                    (min(entry["kinds"]), min(entry["formats"]), ",".join(entry["sources"]),
+                     entry["rows"] + rejected, entry["no_location"], rejected, entry["id"]))
+            written.append({"feed": feed, "month": month, "rows": entry["rows"], "no_location": entry["no_location"]})
+        self._open = {}
+        if written:
+            self.changed = True
+        return written
+
+    def _drop_batch(self, feed, month):
+        row = self._x("SELECT id FROM batches WHERE feed = %s AND month = %s", (feed, month)).fetchone()
+        if row:
+            self._x("DELETE FROM crimes WHERE batch_id = %s", row)
+            self._x("DELETE FROM area_counts WHERE batch_id = %s", row)
+            self._x("DELETE FROM batches WHERE id = %s", row)
+            self._months_touched.add(month)
+
+    # -- crimes from published counts -------------------------------------------
+    def replace_counts(self, feed, fmt, source, frame, coverage):
+        """Replace each month of a count table (long format from ``read_counts``)."""
+        written = []
+        cols = ["level", "code", "name", "borough_code", "borough_name", "major", "minor", "month", "count"]
+        for month, part in frame.groupby("month", sort=True):
+            self._drop_batch(feed, month)
+            batch_id = self._x(
+                "INSERT INTO batches(feed, kind, format, month, source, loaded_at, rows_read, no_location, rejected, "
+                "coverage) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+                (feed, "counts", fmt, month, str(source), _now(), int(part["count"].sum()), 0, 0,
+                 json.dumps(coverage))).fetchone()[0]
+            columns = [[batch_id] * len(part)] + [_values(part[c]) for c in cols]
+            self._copy("area_counts", ["batch_id", "level", "code", "name", "borough_code", "borough_name", "major",
+                                       "minor", "month", "n"], zip(*columns))
+            written.append({"feed": feed, "month": month, "rows": len(part), "crimes": int(part["count"].sum())})
+        self.changed = True
+        return written
+
+    # -- population --------------------------------------------------------------
+    def put_lsoa_population(self, frame, source):
+        self.executemany(
+            "INSERT INTO lsoa_population(lsoa_code, year, persons, lad_code, source) VALUES (?,?,?,?,?) "
+            "ON CONFLICT (lsoa_code, year) DO UPDATE SET persons = excluded.persons, lad_code = excluded.lad_code, "
+            "source = excluded.source",
+            ((c, str(y), int(p), lad, str(source)) for c, y, p, lad in
+             frame[["lsoa_code", "year", "persons", "lad_code"]].itertuples(index=False, name=None)))
+        self.changed = True
+
+    def _frame(self, sql, params=()):
+        cur = self._x(sql, params)
+        return frame_of(cur.fetchall(), [d.name for d in cur.description])
+
+    def lsoa_population(self):
+        return self._frame("SELECT lsoa_code, year, persons, lad_code FROM lsoa_population")
+
+    def put_direct_population(self, frame, source):
+        """Residents of areas given by code (ward profiles, borough tables)."""
+        self.executemany(
+            "INSERT INTO direct_population(code, year, persons, source) VALUES (?,?,?,?) "
+            "ON CONFLICT (code, year) DO UPDATE SET persons = excluded.persons, source = excluded.source",
+            ((c, str(y), int(p), str(source)) for c, y, p in
+             frame[["code", "year", "persons"]].itertuples(index=False, name=None)))
+        self.changed = True
+
+    def direct_population(self):
+        return self._frame("SELECT code, year, persons, source FROM direct_population")
+
+    def put_area_population(self, layer_id, frame):
+        """Replace a layer's residents per area (code, year, persons, method)."""
+        self._x("DELETE FROM area_population WHERE layer_id = %s", (layer_id,))
+        self._copy("area_population", ["layer_id", "code", "year", "persons", "method"],
+                   ((layer_id, c, str(y), int(p), m) for c, y, p, m in
+                    frame[["code", "year", "persons", "method"]].itertuples(index=False, name=None)))
+        self.changed = True
+
+    def layer_info(self):
+        rows = self._x("SELECT id, level, vintage FROM layers ORDER BY id").fetchall()
+        return [dict(zip(("id", "level", "vintage"), r)) for r in rows]
+
+    def lsoa_points(self, layer_id):
+        """Representative points of a layer's areas: codes, x, y (for best-fit rules)."""
+        import shapely
+
+        codes, wkbs = self.layer_geometries(layer_id)
+        if not codes:
+            return np.array([], dtype=object), np.empty(0), np.empty(0)
+        points = shapely.point_on_surface(shapely.from_wkb(wkbs))
+        return np.asarray(codes, dtype=object), shapely.get_x(points), shapely.get_y(points)
+
+    # -- bookkeeping ---------------------------------------------------------------
+    def log_ingest(self, kind, sources, report):
+        self._x("INSERT INTO ingests(at, kind, sources, report) VALUES (%s,%s,%s,%s)",
+                (_now(), kind, json.dumps([str(s) for s in sources]), json.dumps(report, default=str)))
+
+    def finish(self):
+        """Bring derived tables up to date and bump the data version."""
+        if not self.changed:
+            return
+        self._refresh_point_counts()
+        row = self._x("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
+        version = int(row[0]) + 1 if row else 1
+        with self.conn.cursor() as cur:
+            cur.executemany("INSERT INTO meta(key, value) VALUES (%s, %s) "
+                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            [("data_version", str(version)), ("updated_at", _now()),
+                             ("schema_version", str(SCHEMA_VERSION))])
+
+    def _refresh_point_counts(self):
+        """Recount crimes per area: replaced layers whole, other layers for the months this write touched."""
+        aggregate = ("INSERT INTO point_counts(layer_id, code, month, category, n) "
+                     "SELECT la.layer_id, la.code, c.month, c.category, COUNT(*) FROM crimes c "
+                     "JOIN location_areas la ON la.location_id = c.location_id "
+                     "WHERE la.code IS NOT NULL AND {where} GROUP BY la.layer_id, la.code, c.month, c.category")
+        for layer_id in sorted(self._layers_replaced):
+            self._x("DELETE FROM point_counts WHERE layer_id = %s", (layer_id,))
+            self._x(aggregate.format(where="la.layer_id = %s"), (layer_id,))
+        months = sorted(self._months_touched)
+        others = [lid for lid in self.layer_ids() if lid not in self._layers_replaced]
+        if months and others:
+            self._x("DELETE FROM point_counts WHERE month = ANY(%s) AND layer_id = ANY(%s)", (months, others))
+            self._x(aggregate.format(where="la.layer_id = ANY(%s) AND c.month = ANY(%s)"), (others, months))
