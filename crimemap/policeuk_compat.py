@@ -204,7 +204,7 @@ def crime_object(row):
     return {"category": row["category"], "location_type": location_type if location is not None else None,
             "location": location, "context": row["context"] or "", "outcome_status": outcome,
             "persistent_id": row["crime_id"] or "",
-            "id": int(row["api_id"]) if row["api_id"] is not None else int(row["rowid"]),
+            "id": int(row["api_id"]) if row["api_id"] is not None else int(row["id"]),
             "location_subtype": row["location_subtype"] or "", "month": row["month"]}
 
 
