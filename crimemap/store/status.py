@@ -6,7 +6,12 @@ from crimemap.postcodes.status import status as postcodes_status
 
 
 def _rows(store, sql, params=()):
-    return store._query(sql, params)
+    return store.query(sql, params)
+
+
+def _int(value):
+    """A count or sum as a Python int (PostgreSQL's are bigint or numeric); None stays None."""
+    return None if value is None else int(value)
 
 
 def _one(store, sql, default):
@@ -32,15 +37,15 @@ def build_status(store):
     layers = store.layers()
     sources = []
     feeds = _rows(store,
-                  "SELECT feed, kind, MIN(format), GROUP_CONCAT(month, ' '), SUM(rows_read), SUM(no_location), "
-                  "SUM(rejected), COUNT(*) FROM batches GROUP BY feed, kind ORDER BY feed")
+                  f"SELECT feed, kind, MIN(format), {store.group_concat_sql('month', 32)}, SUM(rows_read), "
+                  "SUM(no_location), SUM(rejected), COUNT(*) FROM batches GROUP BY feed, kind ORDER BY feed, kind")
     for feed, kind, fmt, months, rows_read, no_location, rejected, n_months in feeds:
         entry = {"feed": feed, "kind": kind, "format": fmt, "months": sorted((months or "").split()),
-                 "n_months": n_months}
+                 "n_months": int(n_months)}
         if kind == "points":
-            entry.update(rows_read=rows_read, no_location=no_location, rejected=rejected)
+            entry.update(rows_read=_int(rows_read), no_location=_int(no_location), rejected=_int(rejected))
         else:
-            entry.update(crimes=rows_read)
+            entry.update(crimes=_int(rows_read))
         sources.append(entry)
 
     joined = bool(layers)
@@ -55,13 +60,16 @@ def build_status(store):
             "WHERE la.location_id = c.location_id AND la.code IS NOT NULL) GROUP BY 1, 2 ORDER BY 1, 2")
         on_edge = _one(store, "SELECT COUNT(*) FROM crimes c WHERE EXISTS (SELECT 1 FROM location_areas la "
                               "WHERE la.location_id = c.location_id AND la.on_edge = 1)", (0,))[0]
+        on_edge = int(on_edge)
+        outside_rows = [(f, m, int(n)) for f, m, n in outside_rows]
     no_location_rows = _rows(
         store,
         "SELECT COALESCE(NULLIF(force, ''), 'unknown'), month, COUNT(*) FROM crimes WHERE location_id IS NULL "
         "GROUP BY 1, 2 ORDER BY 1, 2")
     totals = _one(store, "SELECT COALESCE(SUM(rows_read), 0), COALESCE(SUM(no_location), 0), "
                          "COALESCE(SUM(rejected), 0) FROM batches WHERE kind = 'points'", (0, 0, 0))
-    rows_read, no_location, rejected = totals
+    rows_read, no_location, rejected = (int(v) for v in totals)
+    no_location_rows = [(f, m, int(n)) for f, m, n in no_location_rows]
     outside = sum(r[2] for r in outside_rows)
     stored = rows_read - rejected
     crimes = {
@@ -75,13 +83,14 @@ def build_status(store):
     }
     months = [r[0] for r in _rows(store, "SELECT DISTINCT month FROM batches ORDER BY month")]
     population = [
-        {"year": year, "lsoas": n, "persons": persons}
+        {"year": year, "lsoas": int(n), "persons": _int(persons)}
         for year, n, persons in _rows(store, "SELECT year, COUNT(*), SUM(persons) FROM lsoa_population "
                                              "GROUP BY year ORDER BY year")]
     area_population = [
-        {"layer_id": lid, "year": year, "areas": n, "persons": persons}
+        {"layer_id": int(lid), "year": year, "areas": int(n), "persons": _int(persons)}
         for lid, year, n, persons in _rows(store, "SELECT layer_id, year, COUNT(*), SUM(persons) "
-                                                  "FROM area_population GROUP BY layer_id, year")]
+                                                  "FROM area_population GROUP BY layer_id, year "
+                                                  "ORDER BY layer_id, year")]
     last = _rows(store, "SELECT at, kind, sources, report FROM ingests ORDER BY id DESC LIMIT 5")
     return {
         "data_version": meta.get("data_version", "0"),
