@@ -75,10 +75,23 @@ def runner(instance):
 
 
 def settings_for(instance, **overrides):
-    """Settings for a test instance, as the CLI would build them."""
+    """Settings for a test instance, as the CLI would build them.
+
+    The environment is ignored except for the test leg's database settings
+    (``CRIMEMAP_DATABASE_URL`` / ``_SCHEMA``, docs/ci.md), so the PostGIS leg's
+    in-process tests use the same backend as its CLI and server subprocesses.
+    """
     from crimemap.config import load_settings
 
-    return load_settings(instance=instance, overrides=overrides, environ={})
+    return load_settings(instance=instance, overrides=overrides, environ=leg_environ())
+
+
+def leg_environ():
+    """The test leg's ``CRIMEMAP_DATABASE_*`` variables from the environment ({} in the embedded leg)."""
+    return {key: value for key, value in os.environ.items() if key in LEG_VARIABLES}
+
+
+LEG_VARIABLES = ("CRIMEMAP_DATABASE_URL", "CRIMEMAP_DATABASE_SCHEMA")
 
 
 @pytest.fixture(scope="session")
@@ -105,3 +118,26 @@ def api_2018(tmp_path_factory):
     files = sorted(_need_shared("crime/police_uk_api_partial").glob("*.jsonl.gz"))
     report = ingest_crimes(store, files, settings=settings)
     return SimpleNamespace(instance=instance, settings=settings, store=store, report=report, files=files)
+
+
+@pytest.fixture(scope="session")
+def postgis_url():
+    """A PostgreSQL + PostGIS database URL for tests that need one on either leg.
+
+    In the PostGIS leg it is the leg's own database (``CRIMEMAP_DATABASE_URL``);
+    otherwise a throw-away cluster started for this session (tests/pg_cluster.py).
+    When PostgreSQL is not installed it skips, except under ``CI=true``, where it fails.
+    """
+    url = os.environ.get("CRIMEMAP_DATABASE_URL", "")
+    if url.startswith("postgresql"):
+        yield url
+        return
+    from tests import pg_cluster
+
+    reason = pg_cluster.missing_reason()
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + " (CI=true: failing instead of skipping)")
+        pytest.skip(reason)
+    with pg_cluster.pg_cluster() as cluster:
+        yield cluster.url
