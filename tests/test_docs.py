@@ -41,13 +41,13 @@ def test_every_api_route_is_in_the_readme(tmp_path):
 def test_readme_first_screen_has_the_two_commands_and_a_screenshot():
     first_screen = "\n".join(README.splitlines()[:20])
     assert "crimemap serve --demo" in first_screen
-    assert "python -m pytest" in first_screen
+    assert "python tests/run_suites.py" in first_screen
     image = re.search(r"!\[[^\]]+\]\(([^)]+)\)", first_screen)
     assert image and (REPO / image.group(1)).is_file()
 
 
 def test_ci_runs_exactly_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    command = re.search(r"^(pip install .+python -m pytest)\s", README, re.M).group(1).strip()
+    command = re.search(r"^(pip install .+python tests/run_suites\.py)\s", README, re.M).group(1).strip()
     assert command in ci.splitlines()
     assert "CI=true" in ci
