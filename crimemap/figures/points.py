@@ -30,7 +30,7 @@ def area_points(store, layer, code, months, categories=None, limit=None):
     Parameters
     ----------
     store : crimemap.store.Store
-        A store with a read query method (``_query``); other stores give no points.
+        Any store (read with its portable ``query``).
     layer : dict
         The boundary layer (from :func:`crimemap.figures.get_layer`).
     code : str
@@ -54,10 +54,9 @@ def area_points(store, layer, code, months, categories=None, limit=None):
         ``limit``), ``shown`` (locations kept) and ``months``.
     """
     months = check_months(months)
-    query = getattr(store, "_query", None)
     empty = pd.DataFrame(columns=COLUMNS)
     empty.attrs = {"locations": 0, "crimes": 0, "shown": 0, "months": months}
-    if query is None or not months or (categories is not None and not categories):
+    if not months or (categories is not None and not categories):
         return empty
     sql = ("SELECT la.location_id, l.lon_e6, l.lat_e6, c.category, COUNT(*), MAX(c.street) "
            "FROM location_areas la "
@@ -68,8 +67,8 @@ def area_points(store, layer, code, months, categories=None, limit=None):
     if categories is not None:
         sql += f" AND c.category IN ({_placeholders(categories)})"
         params += list(categories)
-    sql += " GROUP BY la.location_id, c.category"
-    rows = pd.DataFrame(query(sql, params), columns=["location", "lon_e6", "lat_e6", "category", "n", "street"])
+    sql += " GROUP BY la.location_id, l.lon_e6, l.lat_e6, c.category"
+    rows = pd.DataFrame(store.query(sql, params), columns=["location", "lon_e6", "lat_e6", "category", "n", "street"])
     if rows.empty:
         return empty
     rows = rows.sort_values(["location", "n", "category"], ascending=[True, False, True])

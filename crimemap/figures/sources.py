@@ -166,31 +166,17 @@ def catalog(store):
 
 
 def _read_catalog(store, version):
-    query = getattr(store, "_query", None)
     feeds, coverage, lists = {}, {}, {}
-    if query is not None:
-        # Small scans instead of the whole status document.
-        for feed, month, listed in query("SELECT feed, month, coverage FROM batches"):
-            feeds.setdefault(feed, []).append(month)
-            if listed:
-                if listed not in lists:  # every month of a file lists the same areas
-                    lists[listed] = frozenset(json.loads(listed).get("areas", []))
-                coverage.setdefault(feed, {})[month] = lists[listed]
-        met = pd.DataFrame(query("SELECT DISTINCT level, major, minor FROM area_counts"),
-                           columns=["level", "major", "minor"])
-        categories = [r[0] for r in query("SELECT DISTINCT category FROM point_counts")]
-    else:
-        for entry in store.status().get("sources", []):
-            feeds[entry["feed"]] = list(entry["months"])
-        frames = []
-        for level in ("ward", "borough", "lsoa"):
-            part = store.area_counts(level)
-            if len(part):
-                frames.append(part[["major", "minor"]].drop_duplicates().assign(level=level))
-        met = pd.concat(frames) if frames else pd.DataFrame(columns=["level", "major", "minor"])
-        categories = []
-        for layer in store.layers():
-            categories += list(store.point_counts(layer["id"])["category"].unique())
+    # Small scans instead of the whole status document.
+    for feed, month, listed in store.query("SELECT feed, month, coverage FROM batches"):
+        feeds.setdefault(feed, []).append(month)
+        if listed:
+            if listed not in lists:  # every month of a file lists the same areas
+                lists[listed] = frozenset(json.loads(listed).get("areas", []))
+            coverage.setdefault(feed, {})[month] = lists[listed]
+    met = pd.DataFrame(store.query("SELECT DISTINCT level, major, minor FROM area_counts"),
+                       columns=["level", "major", "minor"])
+    categories = [r[0] for r in store.query("SELECT DISTINCT category FROM point_counts")]
     return Catalog(version, {f: sorted(set(m)) for f, m in feeds.items()}, met.reset_index(drop=True),
                    sorted(set(categories)), coverage)
 
@@ -282,7 +268,7 @@ _TABLE_COLUMNS = ["code", "borough_code", "major", "minor", "month", "n"]
 
 
 # A Met table month is read packed: one row per month whose text columns are
-# joined by SQLite's group_concat (in C) and split by Python, instead of a
+# joined by the database (SQLite's group_concat, PostgreSQL's string_agg) and split by Python, instead of a
 # Python tuple per row; the ward table holds about 12,000 rows a month, and
 # the first summary of a data version reads 24 of them. The separator is the
 # ASCII unit separator, which no code or crime type text holds (a month with
@@ -300,15 +286,14 @@ def _packed_months(store, table_level, months):
         Month to a frame of :data:`_TABLE_COLUMNS`, equal to the row-by-row
         read of :func:`_met_table`; months with no rows are not included.
     """
-    query = getattr(store, "_query", None)
-    if query is None or not months:
+    if not months:
         return {}
-    sql = ("SELECT month, COUNT(*), COUNT(code), COUNT(major), COUNT(minor), "
-           + ", ".join(f"group_concat(COALESCE({c}, ''), char(31))" for c in _PACKED)
-           + ", group_concat(n) FROM area_counts "
+    texts = [store.group_concat_sql(f"COALESCE({c}, '')", ord(_SEP)) for c in _PACKED]
+    sql = ("SELECT month, COUNT(*), COUNT(code), COUNT(major), COUNT(minor), " + ", ".join(texts)
+           + f", {store.group_concat_sql('CAST(n AS TEXT)', ord(','))} FROM area_counts "
            f"WHERE level = ? AND month IN ({','.join('?' * len(months))}) GROUP BY month")
     out = {}
-    for month, count, *rest in query(sql, [table_level, *months]):
+    for month, count, *rest in store.query(sql, [table_level, *months]):
         non_null, packed, numbers = rest[:3], rest[3:7], rest[7]
         if min(non_null) < count:
             continue  # a NULL text: the row-by-row read keeps its exact value

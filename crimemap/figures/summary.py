@@ -239,17 +239,14 @@ def neighbours(figures, code, tolerance=NEIGHBOUR_TOLERANCE_M):
 
 
 def _no_location(store, force, months):
-    query = getattr(store, "_query", None)
-    if query is not None and months:
+    found = []
+    if months:
         # One indexed count (crimes_location holds the NULLs) instead of the whole status document.
-        rows = query("SELECT month, COUNT(*) FROM crimes WHERE location_id IS NULL "
-                     "AND COALESCE(NULLIF(force, ''), 'unknown') = ? "
-                     f"AND month IN ({','.join('?' * len(months))}) GROUP BY month ORDER BY month",
-                     [force, *months])
+        rows = store.query("SELECT month, COUNT(*) FROM crimes WHERE location_id IS NULL "
+                           "AND COALESCE(NULLIF(force, ''), 'unknown') = ? "
+                           f"AND month IN ({','.join('?' * len(months))}) GROUP BY month ORDER BY month",
+                           [force, *months])
         found = [{"month": month, "count": int(n)} for month, n in rows]
-    else:
-        wanted = set(months)
-        found = [r for r in store.status().get("no_location", []) if r["force"] == force and r["month"] in wanted]
     return {"force": force, "count": sum(r["count"] for r in found),
             "by_month": [{"month": r["month"], "count": r["count"]} for r in found],
             "note": ("Crimes the force published without a location, counted for the whole force; they are in "

@@ -36,12 +36,11 @@ def tile_points(store, box, months, crime):
     list of dict
         MVT features ``{"geometry": Point (Web Mercator), "properties":
         {"count": n}, "id": location id}``, most crimes first; empty for a
-        Met crime type, no months, or a store without a query method.
+        Met crime type or no months.
     """
     months = check_months(months)
     categories = fig.categories_for(crime)
-    query = getattr(store, "_query", None)
-    if query is None or not months or categories == []:
+    if not months or categories == []:
         return []
     lon0, lat0 = mercator_to_lonlat(box[0], box[1])
     lon1, lat1 = mercator_to_lonlat(box[2], box[3])
@@ -52,9 +51,9 @@ def tile_points(store, box, months, crime):
     if categories is not None:
         sql += f" AND c.category IN ({','.join('?' * len(categories))})"
         params += categories
-    sql += " GROUP BY l.id ORDER BY COUNT(*) DESC, l.id"
+    sql += " GROUP BY l.id, l.lon_e6, l.lat_e6 ORDER BY COUNT(*) DESC, l.id"
     out = []
-    for location, lon_e6, lat_e6, n in query(sql, params):
+    for location, lon_e6, lat_e6, n in store.query(sql, params):
         x, y = lonlat_to_mercator(lon_e6 / 1e6, lat_e6 / 1e6)
         out.append({"geometry": shapely.Point(float(x), float(y)), "properties": {"count": int(n)},
                     "id": int(location)})
