@@ -92,3 +92,17 @@ def test_ready_again_once_data_arrives(demo_instance, tmp_path):
     assert client.get("/readyz").status_code == 503
     shutil.copy(demo_instance / "crimemap.sqlite", folder / "crimemap.sqlite")
     assert client.get("/readyz").status_code == 200
+
+
+def test_a_store_that_cannot_be_reached_is_not_ready():
+    """The PostGIS store raises StoreUnavailable (a StoreError) when its database is down: a 503 reason, no 500."""
+    from crimemap.errors import StoreUnavailable
+    from crimemap.web.health import readiness
+
+    class Unreachable:
+        def meta(self):
+            raise StoreUnavailable()
+
+    reasons, checks = readiness(Unreachable())
+    assert reasons == ["the store does not answer (StoreUnavailable)"]
+    assert checks["store"] == "unreachable"

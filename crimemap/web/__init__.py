@@ -120,7 +120,7 @@ def site_context():
 
         store = get_store()
         meta = store.meta()
-        months = [r[0] for r in store._query("SELECT MAX(month) FROM batches") if r[0]]
+        months = [r[0] for r in store.query("SELECT MAX(month) FROM batches") if r[0]]
         g.crimemap_site = {
             "data_version": meta.get("data_version", "0"),
             "data_as_of": months[0] if months else None,

@@ -16,6 +16,7 @@ import sqlite3
 
 from flask import Blueprint, jsonify
 
+from crimemap.errors import StoreError
 from crimemap.web import get_store
 
 bp = Blueprint("health", __name__)
@@ -45,8 +46,8 @@ def readiness(store):
     try:
         meta = store.meta()
         layers = store.layers()
-        months = store._query("SELECT COUNT(DISTINCT month) FROM batches")
-    except (sqlite3.Error, OSError) as exc:
+        months = store.query("SELECT COUNT(DISTINCT month) FROM batches")
+    except (StoreError, sqlite3.Error, OSError) as exc:  # StoreError: the PostGIS store's (StoreUnavailable)
         log.error("readiness: the store does not answer: %s: %s", type(exc).__name__, exc)
         return [f"the store does not answer ({type(exc).__name__})"], checks
     checks.update(store="ok", boundary_layers=len(layers), crime_months=int(months[0][0]) if months else 0,
