@@ -34,12 +34,16 @@ _MARKER_TABLE = "meta"
 
 def check_url(url):
     """Refuse a DATABASE_URL that is not a PostgreSQL connection string, with a clear message."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise StoreError("DATABASE_URL must be a postgresql://user@host:port/database URL "
+                         "(or empty for the embedded store)")
     try:
-        conninfo_to_dict(url)
+        params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
         raise StoreError(f"DATABASE_URL is not a valid PostgreSQL connection URL ({exc})") from None
-    if "://" in url and not url.startswith(("postgresql://", "postgres://")):
-        raise StoreError("DATABASE_URL must start with postgresql:// (or be empty for the embedded store)")
+    ports = str(params.get("port") or "5432").split(",")
+    if not all(p.strip().isdigit() and 0 < int(p) < 65536 for p in ports):
+        raise StoreError(f"DATABASE_URL has a bad port {params.get('port')!r}: expected a number from 1 to 65535")
 
 
 def _configure(conn):
@@ -68,9 +72,14 @@ def _pool(url, max_size, timeout):
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
         if pool is None:
+            # check: a connection the server dropped (restart, failover, idle kill) is
+            # replaced when it is taken from the pool, so the next request after the
+            # database comes back works without a restart of crimemap.
             pool = ConnectionPool(url, min_size=1, max_size=max_size, timeout=timeout, open=False,
-                                  kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
-                                  configure=_configure, name=f"crimemap-{len(_POOLS) + 1}")
+                                  kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout)),
+                                          "application_name": "crimemap"},
+                                  configure=_configure, check=ConnectionPool.check_connection,
+                                  name=f"crimemap-{len(_POOLS) + 1}")
             pool.open(wait=False)
             _POOLS[key] = pool
         return pool
