@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from crimemap.config import load_settings
-from crimemap.errors import CrimemapError
+from crimemap.errors import CrimemapError, StoreError
 
 log = logging.getLogger("crimemap")
 
@@ -36,13 +36,41 @@ _DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _SHORT_WRITE = re.compile(r"^\d+ requested and \d+ written$")  # numpy's tofile on a full disk
 
 
-def _disk_full(exc):
-    """What a write that ran out of disk space (or past a file size limit) said, else None."""
-    if isinstance(exc, sqlite3.OperationalError) and str(exc) in ("database or disk is full", "disk I/O error"):
+_SQLITE_DISK = ("database or disk is full", "disk I/O error")  # the embedded store's errors
+_SQLSTATE_DISK_FULL = "53100"  # PostgreSQL's disk_full (psycopg errors carry it as ``sqlstate``)
+
+
+def _disk_full_one(exc):
+    if isinstance(exc, sqlite3.OperationalError) and str(exc) in _SQLITE_DISK:
         return str(exc)
+    if getattr(exc, "sqlstate", None) == _SQLSTATE_DISK_FULL:
+        return (str(exc).strip().splitlines() or ["the database server's disk is full"])[0]
     if isinstance(exc, OSError) and (exc.errno in _DISK_ERRNOS or _SHORT_WRITE.match(str(exc))):
         return exc.strerror or str(exc)
     return None
+
+
+def _disk_full(exc):
+    """What a write that ran out of disk space (or past a file size limit) said, else None.
+
+    Works for either store: SQLite's own errors, PostgreSQL's ``disk_full``
+    (SQLSTATE 53100), and OS errors; also when a store wrapped the error (in a
+    :class:`~crimemap.errors.StoreError`), by following the chain of causes.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        found = _disk_full_one(exc)
+        if found:
+            return found
+        exc = exc.__cause__ if exc.__cause__ is not None or exc.__suppress_context__ else exc.__context__
+    return None
+
+
+def _disk_full_error(full):
+    return click.ClickException(
+        f"could not write to disk ({full}); the disk may be full. Nothing was changed and the previous "
+        f"data keeps serving; free some space and run again.")
 
 
 def command_errors(func):
@@ -55,15 +83,16 @@ def command_errors(func):
         except click.ClickException:
             raise
         except CrimemapError as exc:
+            full = _disk_full(exc) if isinstance(exc, StoreError) else None
+            if full:
+                raise _disk_full_error(full) from None
             raise click.ClickException(exc.message) from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; nothing was changed") from None
         except Exception as exc:  # noqa: BLE001 - the edge that keeps tracebacks from users
             full = _disk_full(exc)
             if full:  # no log entry: the log is on the same full disk
-                raise click.ClickException(
-                    f"could not write to disk ({full}); the disk may be full. Nothing was changed and the previous "
-                    f"data keeps serving; free some space and run again.") from None
+                raise _disk_full_error(full) from None
             settings = click.get_current_context().obj or {}
             where = "the log"
             if settings.get("INSTANCE"):
