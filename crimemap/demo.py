@@ -180,7 +180,8 @@ def build_demo_instance(folder, end_month=None, seed=SEED, echo=None):
             load_population(store, files["population"], settings=settings)
             report = ingest_crimes(store, files["crimes"], settings=settings)
             with store.writer() as writer:
-                writer.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('demo', '1')")
+                writer.execute("INSERT INTO meta(key, value) VALUES ('demo', '1') "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
                 writer.changed = True
         summary = report.summary()
         marker = {

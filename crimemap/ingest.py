@@ -220,24 +220,25 @@ def _placement(writer, months, listed):
     if not months or not writer.layer_ids():
         return 0, []
     marks = ",".join("?" * len(months))
-    outside = writer.conn.execute(
+    outside = int(writer.execute(
         f"SELECT COUNT(*) FROM crimes c WHERE c.month IN ({marks}) AND c.location_id IS NOT NULL AND NOT EXISTS "
         "(SELECT 1 FROM location_areas la WHERE la.location_id = c.location_id AND la.code IS NOT NULL)",
-        months).fetchone()[0]
-    rows = writer.conn.execute(
+        months).fetchone()[0])
+    rows = writer.execute(
         f"SELECT la.layer_id, la.location_id, la.code, l.x, l.y, COUNT(*) FROM crimes c "
         "JOIN location_areas la ON la.location_id = c.location_id JOIN locations l ON l.id = c.location_id "
-        f"WHERE la.on_edge = 1 AND c.month IN ({marks}) GROUP BY la.layer_id, la.location_id", months).fetchall()
+        f"WHERE la.on_edge = 1 AND c.month IN ({marks}) GROUP BY la.layer_id, la.location_id, la.code, l.x, l.y "
+        "ORDER BY la.layer_id, la.location_id", months).fetchall()
     layers = {info["id"]: info for info in writer.layer_info()}
     by_layer = {}
     for layer_id, location_id, code, x, y, n in rows:
         info = layers[layer_id]
         item = by_layer.setdefault(layer_id, {"level": info["level"], "vintage": info["vintage"], "crimes": 0,
                                               "locations": 0, "examples": []})
-        item["crimes"] += n
+        item["crimes"] += int(n)
         item["locations"] += 1
         if len(item["examples"]) < listed:
-            item["examples"].append({"x": x, "y": y, "assigned": code, "crimes": n})
+            item["examples"].append({"x": x, "y": y, "assigned": code, "crimes": int(n)})
     return outside, list(by_layer.values())
 
 
