@@ -152,6 +152,14 @@ class PostGISStore(Store):
         self._ready = False
 
     # -- connections ---------------------------------------------------------
+    def close(self):
+        """Close this process's pools for the store's URLs (other stores on them reconnect on their next use)."""
+        for url in {self.url, self.read_url}:
+            with _POOLS_LOCK:
+                pool = _POOLS.pop((os.getpid(), url, self.pool_max), None)
+            if pool is not None:
+                pool.close(timeout=1)
+
     def _pool(self, write=False):
         return _pool(self.url if write else self.read_url, self.pool_max, self.timeout)
 
