@@ -387,3 +387,28 @@ def test_json_status_through_the_cli(pair):
                                      "CRIMEMAP_DATABASE_SCHEMA": "instance"})
     assert result.exit_code == 0, result.output
     assert _scrub(json.loads(result.output)) == _scrub(pg.status())
+
+
+def test_read_only_stores_read_from_the_replica_and_writes_go_to_the_primary(pg_url, tmp_path):
+    import socket
+
+    from crimemap.errors import StoreError, StoreUnavailable
+    from crimemap.store import open_store
+
+    store, settings, _ = _city_store(pg_url, tmp_path, months=1)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    replicated = {**settings, "DATABASE_READ_URL": f"postgresql://postgres@127.0.0.1:{port}/replica",
+                  "DATABASE_TIMEOUT_S": 1.0}
+    reader = open_store(replicated, readonly=True)
+    with pytest.raises(StoreUnavailable):  # the (dead) replica is where it reads
+        reader.data_version()
+    with pytest.raises(StoreError, match="read-only"):
+        reader.writer()
+    reader.close()
+    # A read-write store on the same settings reads and writes the primary.
+    primary = open_store(replicated)
+    assert primary.data_version() == store.data_version() != "0"
+    replica = open_store({**settings, "DATABASE_READ_URL": pg_url}, readonly=True)
+    assert replica.meta() == store.meta()

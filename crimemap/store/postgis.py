@@ -153,12 +153,11 @@ class PostGISStore(Store):
 
     # -- connections ---------------------------------------------------------
     def close(self):
-        """Close this process's pools for the store's URLs (other stores on them reconnect on their next use)."""
-        for url in {self.url, self.read_url}:
-            with _POOLS_LOCK:
-                pool = _POOLS.pop((os.getpid(), url, self.pool_max), None)
-            if pool is not None:
-                pool.close(timeout=1)
+        """Close this process's pool for the store's database (other stores on it reconnect on their next use)."""
+        with _POOLS_LOCK:
+            pool = _POOLS.pop((os.getpid(), self.read_url, self.pool_max), None)
+        if pool is not None:
+            pool.close(timeout=1)
 
     def _pool(self, write=False):
         return _pool(self.url if write else self.read_url, self.pool_max, self.timeout)
