@@ -17,6 +17,10 @@ misassigns a point):
    along a row need only one test per run.
 4. A point in a pure cell is answered by one array lookup. A point in a mixed
    cell gets an exact GEOS test against the cell's short candidate list.
+5. Building the grid costs about as much as testing ~1.5 points per metre of
+   boundary per cell exactly, so by default (``grid="auto"``) it is built only
+   once that many points have been joined: before, each point is tested
+   against the polygons whose bounding box holds it (an STRtree query).
 
 The boundary rule: a point goes to the polygon whose interior holds it; a point
 that lies exactly on a boundary goes to the polygon with the smallest code (in
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import math
 import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -57,6 +62,14 @@ _REACH = _STEP / 2 + 1e-3
 # a vertex's own cell, so with two cells of padding the grid's first cell is
 # always a pure "outside" cell, which the lookup uses for points off the grid.
 _PAD = 2
+
+# With grid="auto", points are tested straight against the polygons an STRtree
+# finds for them until this many points per metre of boundary per cell
+# (the grid's build cost, measured in points tested directly; see docs/join.md)
+# have been joined that way; then the grid is built. A single call of half as
+# many points builds it at once.
+_BUDGET = 1.5
+_GRID_MODES = ("auto", "always", "never")
 
 _OUTSIDE = -1  # grid value of a pure cell outside every polygon
 # Grid values <= _MIXED are mixed cells: cell number k is stored as _MIXED - k.
@@ -98,6 +111,12 @@ class AreaIndex:
         Side of a grid cell in metres. Smaller cells send fewer points to the
         exact test but cost more memory and build time; ``docs/join.md`` has
         the measurements behind the default.
+    grid : {"auto", "always", "never"}, default "auto"
+        When to build the grid. ``"always"``: now. ``"never"``: every point is
+        tested against the polygons whose bounding box holds it (found with an
+        STRtree). ``"auto"``: like ``"never"`` until the points joined that way
+        would have paid for building the grid (a single large call builds it at
+        once), then with the grid. The answers are the same in every mode.
 
     Attributes
     ----------
@@ -123,9 +142,11 @@ class AreaIndex:
     ([0, 1, -1], [False, True, False])
     """
 
-    def __init__(self, geometries, codes, cell_m=50.0):
+    def __init__(self, geometries, codes, cell_m=50.0, grid="auto"):
         geoms, codes = _check_layer(geometries, codes)
         self.cell_m = _check_cell(cell_m)
+        if grid not in _GRID_MODES:
+            raise ValueError(f"grid must be one of {', '.join(_GRID_MODES)}, got {grid!r}")
         self.codes = codes
         # The layer as WKB: the source of every prepared copy the index makes.
         self._wkb = shapely.to_wkb(geoms)
@@ -143,13 +164,24 @@ class AreaIndex:
         self._order_or_none = np.append(self._order, np.int32(-1))
         self._rank = np.empty(n, dtype=np.int32)  # polygon position -> rank
         self._rank[order] = np.arange(n, dtype=np.int32)
-        self._build_grid()
+        # Bounding boxes only: safe to query from several threads once built,
+        # and the first query builds it.
+        self._tree = shapely.STRtree(self._geoms)
+        self._tree.query(shapely.points(0.0, 0.0))
+        self._size_grid()
+        self._grid = None  # set last by _build_grid, so a reader that sees it sees the rest
+        self._mode = grid
+        self._build_lock = threading.Lock()
+        self._direct_points = 0
+        self._budget = _BUDGET * float(shapely.length(geoms).sum()) / self.cell_m
+        if grid == "always":
+            self._ensure_grid()
 
     # ------------------------------------------------------------------ build
 
-    def _build_grid(self):
+    def _size_grid(self):
+        """Place the grid over the layer's bounds; raise if it would be too large."""
         cell = self.cell_m
-        tree = shapely.STRtree(self._geoms)  # used while building only
         minx, miny, maxx, maxy = shapely.total_bounds(self._geoms)
         self._x0 = float(minx) - _PAD * cell
         self._y0 = float(miny) - _PAD * cell
@@ -162,7 +194,39 @@ class AreaIndex:
                 "Use a larger cell_m, and check the layer is in EPSG:27700 metres."
             )
         self._nx, self._ny = nx, ny
-        ncells = nx * ny
+
+    def _want_grid(self, n):
+        """Whether to build the grid before joining ``n`` more points (mode "auto")."""
+        if self._grid is not None or self._mode == "never":
+            return False
+        if self._mode == "always":
+            return True
+        with self._build_lock:
+            self._direct_points += n
+            return n >= self._budget / 2 or self._direct_points > self._budget
+
+    def _ensure_grid(self):
+        """Build the grid unless it is built (once, whichever thread asks first)."""
+        with self._build_lock:
+            if self._grid is not None:
+                return
+            geoms = self._take_geoms()
+            try:
+                self._build_grid(geoms)
+            finally:
+                self._pool.put(geoms)
+
+    def _take_geoms(self):
+        """A prepared copy of the layer no other thread is using; put it back in ``_pool`` after use."""
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            return _prepared_copy(self._wkb)
+
+    def _build_grid(self, geoms):
+        cell, nx = self.cell_m, self._nx
+        ncells = nx * self._ny
+        tree = self._tree
 
         poly, cells = self._boundary_cells()
         mixed_ids = _sorted_unique(cells)
@@ -174,7 +238,7 @@ class AreaIndex:
         # holds the whole cell in its interior, centre included.
         cx, cy = self._centres(mixed_ids)
         pt, cand = tree.query(shapely.points(cx, cy))
-        hit = shapely.intersects_xy(self._geoms[cand], cx[pt], cy[pt])
+        hit = shapely.intersects_xy(geoms[cand], cx[pt], cy[pt])
         k = np.concatenate([np.searchsorted(mixed_ids, cells), pt[hit]])
         p = np.concatenate([poly, cand[hit]])
         del cx, cy, pt, cand, hit, poly, cells
@@ -206,7 +270,7 @@ class AreaIndex:
             sx, sy = self._centres(first[inner])
             left = np.searchsorted(mixed_ids, first[inner] - 1)
             pt, cand = self._candidate_pairs(left)
-            labels[inner] = self._exact(self._geoms, sx, sy, pt, cand)[0]
+            labels[inner] = self._exact(geoms, sx, sy, pt, cand)[0]
         run = np.cumsum(starts, dtype=np.int32) - 1
         del starts, first
         pure = ~is_mixed
@@ -311,16 +375,35 @@ class AreaIndex:
         if len(mixed) == 0:
             return
         pt, poly = self._candidate_pairs(_MIXED - value[mixed].astype(np.int64))
-        try:
-            geoms = self._pool.get_nowait()
-        except queue.Empty:
-            geoms = _prepared_copy(self._wkb)
+        geoms = self._take_geoms()
         try:
             index, edge = self._exact(geoms, x[mixed], y[mixed], pt, poly)
         finally:
             self._pool.put(geoms)
         out_index[mixed] = index
         out_edge[mixed] = edge
+
+    def _direct_chunk(self, x, y, out_index, out_edge):
+        """Like ``_assign_chunk`` without the grid: every polygon whose bounding box holds a point is a candidate.
+
+        The bounding boxes (closed) hold every polygon whose closure holds the
+        point, so ``_exact`` applies the same rule to a superset of the grid's
+        candidates and gives the same answer.
+        """
+        out_index[:] = _OUTSIDE
+        out_edge[:] = False
+        finite = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+        if len(finite) == 0:
+            return
+        x, y = x[finite], y[finite]
+        pt, poly = self._tree.query(shapely.points(x, y))
+        geoms = self._take_geoms()
+        try:
+            index, edge = self._exact(geoms, x, y, pt, poly)
+        finally:
+            self._pool.put(geoms)
+        out_index[finite] = index
+        out_edge[finite] = edge
 
     def assign(self, x, y, threads=2):
         """Assign each point to one polygon of the layer.
@@ -348,13 +431,16 @@ class AreaIndex:
         x, y = _check_xy(x, y)
         threads = _check_threads(threads)
         n = len(x)
+        if n and self._want_grid(n):
+            self._ensure_grid()
+        chunk = self._assign_chunk if self._grid is not None else self._direct_chunk
         index = np.empty(n, dtype=np.int32)
         edge = np.empty(n, dtype=bool)
         spans = [(i, min(i + _CHUNK, n)) for i in range(0, n, _CHUNK)]
 
         def run(span):
             a, b = span
-            self._assign_chunk(x[a:b], y[a:b], index[a:b], edge[a:b])
+            chunk(x[a:b], y[a:b], index[a:b], edge[a:b])
 
         if threads == 1 or len(spans) <= 1:
             for span in spans:

@@ -21,7 +21,9 @@ import pyproj
 import pytest
 import shapely
 
+from crimemap.crs import lonlat_to_bng
 from crimemap.join import AreaIndex, JoinResult
+from crimemap.join_cache import LocationCache
 
 API_FILES = "crime/police_uk_api_partial"
 WARDS_2018 = "boundaries/London-wards-2018/London_Ward.shp"
@@ -33,6 +35,10 @@ BOROUGHS = "boundaries/london-2021-lad22-gen20.shp"
 # cells have edges lying exactly on cell sides, and a 1 km cell holds the
 # whole layout in one mixed cell.
 CELLS = [1.0, 7.0, 50.0, 1000.0]
+# The same answers are required with the grid built at once ("always"), never
+# built (every point tested against the polygons whose bounding box holds it)
+# and built once the points joined without it would have paid for it ("auto").
+CELL_GRID = [(cell, "always") for cell in CELLS] + [(50.0, "never"), (50.0, "auto")]
 
 
 # --------------------------------------------------------------------- helpers
@@ -69,23 +75,33 @@ def assert_same(result, expected_index, expected_edge, x, y):
 
 
 @functools.lru_cache(maxsize=None)
-def api_points(folder):
-    """x, y (EPSG:27700) of every crime in the three police.uk API files."""
-    lat, lon = [], []
+def api_lonlat(folder):
+    """lon, lat of every crime in the three police.uk API files, file by file."""
+    files = []
     for path in sorted(folder.glob("*.jsonl.gz")):
+        lat, lon = [], []
         with gzip.open(path, "rt", encoding="utf-8") as lines:
             for line in lines:
                 location = json.loads(line)["location"]
                 lat.append(location["latitude"])
                 lon.append(location["longitude"])
+        files.append((np.array(lon, dtype=float), np.array(lat, dtype=float)))
+    return files
+
+
+@functools.lru_cache(maxsize=None)
+def api_points(folder):
+    """x, y (EPSG:27700) of every crime in the three police.uk API files."""
+    lon = np.concatenate([f[0] for f in api_lonlat(folder)])
+    lat = np.concatenate([f[1] for f in api_lonlat(folder)])
     to_bng = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
-    x, y = to_bng.transform(np.array(lon, dtype=float), np.array(lat, dtype=float))
+    x, y = to_bng.transform(lon, lat)
     return np.asarray(x), np.asarray(y)
 
 
-def compare_with_sjoin(layer, code_column, x, y):
+def compare_with_sjoin(layer, code_column, x, y, grid="auto"):
     """Join with AreaIndex and with sjoin(predicate="within"); compare."""
-    index = AreaIndex(layer.geometry.values, layer[code_column].to_numpy())
+    index = AreaIndex(layer.geometry.values, layer[code_column].to_numpy(), grid=grid)
     result = index.assign(x, y)
     points = geopandas.GeoDataFrame(geometry=geopandas.points_from_xy(x, y), crs=layer.crs)
     joined = geopandas.sjoin(points, layer[[code_column, "geometry"]], predicate="within", how="left")
@@ -116,11 +132,11 @@ def compare_with_sjoin(layer, code_column, x, y):
 # ---------------------------------------------------------- hand-made layout
 
 
-@pytest.mark.parametrize("cell_m", CELLS)
-def test_named_edge_cases(fixtures, cell_m):
+@pytest.mark.parametrize(("cell_m", "grid"), CELL_GRID)
+def test_named_edge_cases(fixtures, cell_m, grid):
     geoms, codes = load_layout(fixtures)
     cases = pd.read_csv(fixtures / "join" / "points.csv", dtype={"code": str})
-    index = AreaIndex(geoms, codes, cell_m=cell_m)
+    index = AreaIndex(geoms, codes, cell_m=cell_m, grid=grid)
     result = index.assign(cases["x"].to_numpy(float), cases["y"].to_numpy(float))
     got = [index.codes[i] if i >= 0 else None for i in result.index]
     want = [None if pd.isna(c) else c for c in cases["code"]]
@@ -128,14 +144,14 @@ def test_named_edge_cases(fixtures, cell_m):
         assert (g, bool(edge)) == (w, bool(want_edge)), name
 
 
-@pytest.mark.parametrize("cell_m", CELLS)
-def test_named_edge_cases_agree_with_brute_force(fixtures, cell_m):
+@pytest.mark.parametrize(("cell_m", "grid"), CELL_GRID)
+def test_named_edge_cases_agree_with_brute_force(fixtures, cell_m, grid):
     # The expectations in points.csv were written by hand; this checks that
     # the hand-written file and the brute-force rule say the same thing.
     geoms, codes = load_layout(fixtures)
     cases = pd.read_csv(fixtures / "join" / "points.csv")
     x, y = cases["x"].to_numpy(float), cases["y"].to_numpy(float)
-    result = AreaIndex(geoms, codes, cell_m=cell_m).assign(x, y)
+    result = AreaIndex(geoms, codes, cell_m=cell_m, grid=grid).assign(x, y)
     assert_same(result, *brute_force(geoms, codes, x, y), x, y)
 
 
@@ -176,15 +192,15 @@ def edge_points(geoms, rng, n):
     return np.concatenate([vertices, on_lines])
 
 
-@pytest.mark.parametrize("cell_m", [3.0, 12.5, 50.0])
-def test_random_points_match_brute_force(fixtures, cell_m):
+@pytest.mark.parametrize(("cell_m", "grid"), [(3.0, "always"), (12.5, "always"), (50.0, "always"), (50.0, "never")])
+def test_random_points_match_brute_force(fixtures, cell_m, grid):
     geoms, codes = load_layout(fixtures)
     rng = np.random.default_rng(20180301)
     uniform = rng.uniform([529950, 179950], [530550, 180450], (200_000, 2))
     lattice = np.round(uniform[:50_000] / 12.5) * 12.5  # many exact edge hits
     points = np.concatenate([uniform, lattice, edge_points(geoms, rng, 20_000)])
     x, y = points[:, 0].copy(), points[:, 1].copy()
-    index = AreaIndex(geoms, codes, cell_m=cell_m)
+    index = AreaIndex(geoms, codes, cell_m=cell_m, grid=grid)
     expected = brute_force(geoms, codes, x, y)
     assert expected[1].sum() > 10_000  # the sample really exercises edges
     for threads in (1, 2):
@@ -204,8 +220,8 @@ def voronoi_layout(seed, n):
     return cells, codes
 
 
-@pytest.mark.parametrize("cell_m", [10.0, 50.0, 400.0])
-def test_random_coverage_matches_brute_force(cell_m):
+@pytest.mark.parametrize(("cell_m", "grid"), [(10.0, "always"), (50.0, "always"), (400.0, "always"), (50.0, "never")])
+def test_random_coverage_matches_brute_force(cell_m, grid):
     geoms, codes = voronoi_layout(7, 60)
     rng = np.random.default_rng(11)
     vertices = shapely.get_coordinates(shapely.boundary(geoms))
@@ -220,7 +236,7 @@ def test_random_coverage_matches_brute_force(cell_m):
     uniform = rng.uniform([519900, 169900], [522100, 172100], (100_000, 2))
     points = np.concatenate([vertices, near, beside, uniform])
     x, y = points[:, 0].copy(), points[:, 1].copy()
-    result = AreaIndex(geoms, codes, cell_m=cell_m).assign(x, y)
+    result = AreaIndex(geoms, codes, cell_m=cell_m, grid=grid).assign(x, y)
     expected = brute_force(geoms, codes, x, y)
     assert expected[1][: len(vertices)].all()
     assert_same(result, *expected, x, y)
@@ -234,7 +250,7 @@ def test_a_point_in_every_piece_of_every_grid_cell(cell_m):
     # clips off a corner. (The grid origin is internal; it is read here only
     # to cut along the index's own cell lines.)
     geoms, codes = voronoi_layout(5, 40)
-    index = AreaIndex(geoms, codes, cell_m=cell_m)
+    index = AreaIndex(geoms, codes, cell_m=cell_m, grid="always")
     nx, ny = index._nx, index._ny
     iy, ix = np.divmod(np.arange(nx * ny), nx)
     x0, y0 = index._x0 + ix * cell_m, index._y0 + iy * cell_m
@@ -258,13 +274,19 @@ def test_concurrent_callers_share_one_index():
     rng = np.random.default_rng(5)
     x = rng.uniform(519900, 522100, 400_000)
     y = rng.uniform(169900, 172100, 400_000)
-    expected = AreaIndex(geoms, codes).assign(x, y, threads=1)
-    index = AreaIndex(geoms, codes)  # fresh: GEOS builds its locators during the calls
+    expected = AreaIndex(geoms, codes, grid="always").assign(x, y, threads=1)
+    # Fresh: GEOS builds its locators during the calls. With grid="auto" the
+    # small calls are answered without the grid, the first large call builds
+    # it while other callers are still testing points directly.
+    index = AreaIndex(geoms, codes)
+    spans = [(a, a + 2_000) for a in range(0, 40_000, 2_000)] + [(0, len(x))] * 3
     with ThreadPoolExecutor(max_workers=4) as callers:
-        results = list(callers.map(lambda _: index.assign(x, y, threads=2), range(4)))
-    for result in results:
-        assert np.array_equal(result.index, expected.index)
-        assert np.array_equal(result.on_edge, expected.on_edge)
+        results = list(callers.map(lambda span: index.assign(x[span[0]:span[1]], y[span[0]:span[1]], threads=2),
+                                   spans))
+    assert index._grid is not None
+    for (a, b), result in zip(spans, results):
+        assert np.array_equal(result.index, expected.index[a:b])
+        assert np.array_equal(result.on_edge, expected.on_edge[a:b])
 
 
 def test_overlapping_polygons_follow_the_rule():
@@ -282,13 +304,15 @@ def test_overlapping_polygons_follow_the_rule():
         np.round(rng.uniform(-100, 1200, (20_000, 2)) / 50) * 50,
     ])
     x, y = points[:, 0].copy(), points[:, 1].copy()
-    for cell_m in (7.0, 50.0, 300.0):
-        result = AreaIndex(geoms, codes, cell_m=cell_m).assign(x, y)
-        assert_same(result, *brute_force(geoms, codes, x, y), x, y)
+    expected = brute_force(geoms, codes, x, y)
+    for cell_m, grid in ((7.0, "always"), (50.0, "always"), (300.0, "always"), (50.0, "never")):
+        result = AreaIndex(geoms, codes, cell_m=cell_m, grid=grid).assign(x, y)
+        assert_same(result, *expected, x, y)
 
 
-def test_nan_and_repeated_locations_in_assign_unique(fixtures):
-    index = AreaIndex(*load_layout(fixtures))
+@pytest.mark.parametrize("grid", ["always", "never"])
+def test_nan_and_repeated_locations_in_assign_unique(fixtures, grid):
+    index = AreaIndex(*load_layout(fixtures), grid=grid)
     x = np.array([530050.0, np.nan, 530100.0, 530050.0, 530100.0, -0.0, 0.0, np.inf])
     y = np.array([180050.0, 180050.0, 180050.0, 180050.0, 180050.0, 0.0, -0.0, 1.0])
     unique = index.assign_unique(x, y)
@@ -296,6 +320,58 @@ def test_nan_and_repeated_locations_in_assign_unique(fixtures):
     assert unique.index.tolist() == plain.index.tolist() == [0, -1, 1, 0, 1, -1, -1, -1]
     assert unique.on_edge.tolist() == plain.on_edge.tolist()
     assert plain.on_edge.tolist() == [False, False, True, False, True, False, False, False]
+
+
+def test_auto_grid_is_built_once_direct_joins_would_have_paid_for_it(fixtures):
+    geoms, codes = load_layout(fixtures)
+    index = AreaIndex(geoms, codes, cell_m=7.0)
+    rng = np.random.default_rng(8)
+    step = max(1, int(index._budget // 3))  # below half the budget: no build on its own
+    calls = []
+    for _ in range(5):
+        points = rng.uniform([529950, 179950], [530550, 180450], (step, 2))
+        points[::3] = np.round(points[::3] / 25) * 25  # on edges and vertices
+        x, y = points[:, 0].copy(), points[:, 1].copy()
+        calls.append(index._grid is not None)
+        assert_same(index.assign(x, y), *brute_force(geoms, codes, x, y), x, y)
+    # Three calls of a third of the budget each go without the grid; the fourth passes it and builds it.
+    assert calls == [False, False, False, False, True]
+    big = AreaIndex(geoms, codes, cell_m=7.0)
+    big.assign(np.zeros(int(big._budget // 2) + 1), np.zeros(int(big._budget // 2) + 1))
+    assert big._grid is not None  # one large call builds it at once
+    never = AreaIndex(geoms, codes, cell_m=7.0, grid="never")
+    never.assign(np.zeros(10 * int(never._budget)), np.zeros(10 * int(never._budget)))
+    assert never._grid is None
+
+
+def test_location_cache_matches_assign_call_after_call(fixtures):
+    geoms, codes = load_layout(fixtures)
+    layers = [AreaIndex(geoms, codes, grid="always"), AreaIndex(*voronoi_layout(9, 30), grid="always")]
+    cache = LocationCache([AreaIndex(geoms, codes), AreaIndex(*voronoi_layout(9, 30))])
+    small = LocationCache([AreaIndex(geoms, codes)], max_locations=5)
+    rng = np.random.default_rng(4)
+    pool = np.concatenate([rng.uniform([519900, 169900], [530600, 180500], (400, 2)),
+                           np.round(rng.uniform([529950, 179950], [530550, 180450], (400, 2)) / 25) * 25,
+                           [[np.nan, 1.0], [0.0, -0.0], [-0.0, 0.0], [np.inf, 5.0]]])
+    distinct = set()
+    for _ in range(6):
+        points = pool[rng.integers(0, len(pool), 500)]
+        x, y = points[:, 0].copy(), points[:, 1].copy()
+        for result, layer in zip(cache.assign(x, y), layers):
+            want = layer.assign(x, y)
+            assert np.array_equal(result.index, want.index) and np.array_equal(result.on_edge, want.on_edge)
+        (result,) = small.assign(x, y, threads=1)
+        want = layers[0].assign(x, y)
+        assert np.array_equal(result.index, want.index) and np.array_equal(result.on_edge, want.on_edge)
+        finite = np.isfinite(x) & np.isfinite(y)
+        distinct |= set(zip((x[finite] + 0.0).tolist(), (y[finite] + 0.0).tolist()))
+    assert cache.size == cache.joined == len(distinct)  # each location joined once
+    assert small.size == 5 and small.joined > len(distinct)  # full: new locations joined every time
+    assert [r.index.tolist() for r in cache.assign([], [])] == [[], []]
+    with pytest.raises(ValueError, match="max_locations"):
+        LocationCache([], max_locations=-1)
+    with pytest.raises(ValueError, match="threads"):
+        cache.assign([1.0], [1.0], threads=0)
 
 
 # -------------------------------------------------------------- validation
@@ -323,6 +399,9 @@ def test_invalid_layers_raise_value_error(fixtures):
     for bad_cell in (0, -5, math.nan, "big", math.inf):
         with pytest.raises(ValueError, match="cell_m"):
             AreaIndex(geoms, codes, cell_m=bad_cell)
+    for bad_grid in ("lazy", None, True):
+        with pytest.raises(ValueError, match="grid"):
+            AreaIndex(geoms, codes, grid=bad_grid)
     with pytest.raises(ValueError, match="maximum"):
         AreaIndex([shapely.box(0, 0, 1e6, 1e6)], ["X"], cell_m=0.01)
     series = geopandas.GeoSeries(geoms, crs="EPSG:4326")
@@ -355,21 +434,23 @@ def test_accepts_geoseries_and_leaves_caller_geometries_unprepared(fixtures):
 # ----------------------------------------------------------------- real data
 
 
-def test_real_points_match_sjoin_on_2018_wards(need_shared):
+@pytest.mark.parametrize("grid", ["always", "never"])
+def test_real_points_match_sjoin_on_2018_wards(need_shared, grid):
     x, y = api_points(need_shared(API_FILES))
     wards = geopandas.read_file(need_shared(WARDS_2018))
     assert len(x) > 190_000
-    result, on_edge = compare_with_sjoin(wards, "GSS_CODE", x, y)
+    result, on_edge = compare_with_sjoin(wards, "GSS_CODE", x, y, grid=grid)
     # 5-7 points a month lie outside London (SOURCES.md 2d); the 2018 wards
     # include the Thames, so a few of those count as inside here.
     assert 1 <= (result.index < 0).sum() <= 30
     assert len(on_edge) < 0.001 * len(x), on_edge
 
 
-def test_real_points_match_sjoin_on_boroughs(need_shared):
+@pytest.mark.parametrize("grid", ["always", "never"])
+def test_real_points_match_sjoin_on_boroughs(need_shared, grid):
     x, y = api_points(need_shared(API_FILES))
     boroughs = geopandas.read_file(need_shared(BOROUGHS))
-    result, on_edge = compare_with_sjoin(boroughs, "LAD22CD", x, y)
+    result, on_edge = compare_with_sjoin(boroughs, "LAD22CD", x, y, grid=grid)
     assert len(on_edge) < 0.001 * len(x), on_edge
     # The 25 boroughs harvested hold almost all the points.
     counts = np.bincount(result.index[result.index >= 0], minlength=len(boroughs))
@@ -393,10 +474,30 @@ def test_ward_vertices_of_real_layer_match_brute_force(need_shared):
     codes = wards["GSS_CODE"].to_numpy()
     vertices = np.unique(shapely.get_coordinates(shapely.boundary(geoms)), axis=0)
     x, y = vertices[:, 0].copy(), vertices[:, 1].copy()
-    result = AreaIndex(geoms, codes).assign(x, y)
     expected = brute_force(geoms, codes, x, y)
     assert expected[1].all()
-    assert_same(result, *expected, x, y)
+    for grid in ("always", "never"):
+        assert_same(AreaIndex(geoms, codes, grid=grid).assign(x, y), *expected, x, y)
+
+
+def test_location_cache_of_lonlat_matches_reprojecting_every_point(need_shared):
+    # The cache reprojects and joins each map point once; the answer for every
+    # crime must be that of reprojecting and joining each crime on its own.
+    files = api_lonlat(need_shared(API_FILES))
+    wards = geopandas.read_file(need_shared(WARDS_2018))
+    boroughs = geopandas.read_file(need_shared(BOROUGHS))
+    layers = [AreaIndex(wards.geometry.values, wards["GSS_CODE"].to_numpy(), grid="always"),
+              AreaIndex(boroughs.geometry.values, boroughs["LAD22CD"].to_numpy(), grid="always")]
+    cache = LocationCache([AreaIndex(wards.geometry.values, wards["GSS_CODE"].to_numpy()),
+                           AreaIndex(boroughs.geometry.values, boroughs["LAD22CD"].to_numpy())], lonlat=True)
+    for lon, lat in files:
+        for part in np.array_split(np.arange(len(lon)), 3):
+            x, y = lonlat_to_bng(lon[part], lat[part])
+            for result, layer in zip(cache.assign(lon[part], lat[part]), layers):
+                want = layer.assign(x, y)
+                assert np.array_equal(result.index, want.index)
+                assert np.array_equal(result.on_edge, want.on_edge)
+    assert 30_000 < cache.joined == cache.size < 50_000  # 36,060 map points for 191,699 crimes
 
 
 def test_2014_wards_need_repair_first(need_shared):
