@@ -94,6 +94,12 @@ def _snapshot_per_request(app):
 
     @app.before_request
     def _open_snapshot():
+        from flask import request
+
+        if request.blueprint == "health":
+            # /healthz needs no store, and /readyz reports a store that does not answer (a lost
+            # database) in its own 503 rather than failing here (docs/security.md).
+            return
         stack = contextlib.ExitStack()
         g.crimemap_snapshot = stack
         stack.enter_context(get_store().snapshot())
