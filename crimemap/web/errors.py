@@ -14,7 +14,7 @@ import uuid
 from flask import g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from crimemap.errors import CrimemapError
+from crimemap.errors import CrimemapError, StoreError, StoreUnavailable
 
 log = logging.getLogger("crimemap.web")
 
@@ -33,7 +33,12 @@ def request_id():
 
 
 def _wants_json():
-    return request.path.startswith(("/api", "/postcodes.io", "/tiles/")) or request.path == "/oembed"
+    return (request.path.startswith(("/api", "/postcodes.io", "/tiles/"))
+            or request.path in ("/oembed", "/healthz", "/readyz"))
+
+
+#: Seconds a client is asked to wait before retrying when the database cannot be reached.
+RETRY_AFTER_S = 5
 
 
 def _render(status, message, extra=None):
@@ -41,7 +46,29 @@ def _render(status, message, extra=None):
         body = {"status": status, "error": message}
         body.update(extra or {})
         return jsonify(body), status
+    _site_context_or_placeholder()
     return render_template("error.html", status=status, message=message), status
+
+
+def _site_context_or_placeholder(store_down=False):
+    """Read the page context now; when the store cannot answer, pages say so without figures.
+
+    The error page's frame (data-as-of line, attribution) and ``X-Data-Version``
+    read the store. When that is what failed (a lost database), the page still
+    renders and the header says ``unavailable``, without asking the store again.
+    """
+    from crimemap.web import site_context
+
+    if not store_down:
+        try:
+            site_context()
+            return
+        except StoreError:
+            pass
+    from crimemap.attribution import ATTRIBUTION
+
+    g.crimemap_site = {"data_version": "unavailable", "data_as_of": None, "demo": False,
+                       "attribution": ATTRIBUTION}
 
 
 def register(app):
@@ -49,6 +76,14 @@ def register(app):
 
     @app.errorhandler(CrimemapError)
     def _crimemap_error(exc):
+        if isinstance(exc, StoreUnavailable):
+            # A lost database (docs/security.md): a clear 503 and a hint to retry, no traceback in
+            # the log for every request while it is down, just the cause.
+            log.warning("the database cannot be reached (%s %s): %s", request.method, request.path,
+                        exc.__cause__ or exc)
+            _site_context_or_placeholder(store_down=True)
+            body, status = _render(exc.status, exc.message, exc.extra)
+            return body, status, {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
         return _render(exc.status, exc.message, exc.extra)
 
     @app.errorhandler(HTTPException)
