@@ -111,8 +111,11 @@ def ensure_demo_instance(settings, echo=None):
     Returns
     -------
     dict
-        A copy of ``settings`` with ``INSTANCE`` set to the demo folder and
-        ``DEMO`` set to True.
+        A copy of ``settings`` with ``INSTANCE`` set to the demo folder,
+        ``DEMO`` set to True and the embedded store (``DATABASE_URL`` and
+        ``DATABASE_READ_URL`` empty): the demo is always an embedded store in
+        its own folder, so it works with no database and never touches the
+        real data of a configured PostGIS database.
     """
     say = echo or (lambda line: None)
     folder = Path(settings["INSTANCE"]) / FOLDER
@@ -122,7 +125,7 @@ def ensure_demo_instance(settings, echo=None):
             f"months {marker['months'][0]} to {marker['months'][-1]}).")
     else:
         build_demo_instance(folder, echo=say)
-    return dict(settings, INSTANCE=str(folder), DEMO=True)
+    return dict(settings, INSTANCE=str(folder), DEMO=True, DATABASE_URL="", DATABASE_READ_URL="")
 
 
 def _current(folder):

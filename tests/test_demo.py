@@ -117,3 +117,15 @@ def test_an_older_demo_is_rebuilt(tmp_path):
     assert open_store(served, readonly=True).meta()["demo"] == "1"
     # No build folders are left behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == [demo.FOLDER]
+
+
+def test_the_demo_never_uses_a_configured_database(built):
+    """With DATABASE_URL set (a PostGIS deployment), ``serve --demo`` still serves the embedded demo store."""
+    settings = dict(built["settings"], DATABASE_URL="postgresql://nobody@127.0.0.1:9/real",
+                    DATABASE_READ_URL="postgresql://nobody@127.0.0.1:9/replica")
+    served = demo.ensure_demo_instance(settings)
+    assert served["DATABASE_URL"] == "" and served["DATABASE_READ_URL"] == ""
+    store = open_store(served, readonly=True)
+    assert store.dialect == "sqlite"
+    assert store.meta()["demo"] == "1"
+    assert settings["DATABASE_URL"].startswith("postgresql://")  # the caller's settings are not changed
