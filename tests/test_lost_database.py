@@ -83,6 +83,7 @@ def test_stopped_database_answers_503_and_service_recovers_without_restart(own_c
         assert "database" in down.text.lower() and "unavailable" in down.text.lower()
         assert "Traceback" not in down.text and "psycopg" not in down.text
         assert "Retry-After" in down.headers and int(down.headers["Retry-After"]) > 0
+        assert down.headers["X-Data-Version"] == "unavailable"
         _security_headers_present(down)
 
         # The JSON API: {"status": 503, "error": ...}.
@@ -93,13 +94,16 @@ def test_stopped_database_answers_503_and_service_recovers_without_restart(own_c
         assert body["status"] == 503 and "database" in body["error"].lower()
         assert "psycopg" not in down_api.text and "Traceback" not in down_api.text
         assert "Retry-After" in down_api.headers
+        assert down_api.headers["X-Data-Version"] == "unavailable"
         _security_headers_present(down_api)
 
         # Readiness fails and names the database; liveness stays up (no restart wanted).
         ready = requests.get(base + "/readyz", timeout=60)
         assert ready.status_code == 503
         assert ready.json()["ready"] is False and "StoreUnavailable" in ready.json()["error"]
-        assert requests.get(base + "/healthz", timeout=60).status_code == 200
+        live = requests.get(base + "/healthz", timeout=60)
+        print(f"/healthz with the database down: {live.status_code} in {live.elapsed.total_seconds():.2f} s")
+        assert live.status_code == 200 and live.json() == {"status": 200, "alive": True}
 
         own_cluster.start()
         started = time.monotonic()
