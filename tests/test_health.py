@@ -1,5 +1,6 @@
 """/healthz (liveness) and /readyz (readiness) on empty, partial, loaded and broken instances."""
 
+import re
 import shutil
 import sqlite3
 
@@ -18,8 +19,12 @@ def demo_instance(tmp_path_factory):
     return folder
 
 
-def _client(instance):
-    return create_app({"INSTANCE": str(instance), "TESTING": True}).test_client()
+def _client(instance, embedded=False):
+    """A test client; ``embedded``: the instance is an SQLite file made here (the demo is always one)."""
+    config = {"INSTANCE": str(instance), "TESTING": True}
+    if embedded:
+        config["DATABASE_URL"] = ""
+    return create_app(config).test_client()
 
 
 def _copy(demo_instance, target):
@@ -29,7 +34,7 @@ def _copy(demo_instance, target):
 
 
 def test_live_and_ready_on_a_loaded_instance(demo_instance):
-    client = _client(demo_instance)
+    client = _client(demo_instance, embedded=True)
     live = client.get("/healthz")
     assert live.status_code == 200 and live.get_json() == {"status": 200, "alive": True}
     ready = client.get("/readyz")
@@ -63,7 +68,7 @@ def test_boundaries_without_crimes_are_not_ready(demo_instance, tmp_path):
     with conn:
         conn.execute("DELETE FROM batches")
     conn.close()
-    ready = _client(folder).get("/readyz")
+    ready = _client(folder, embedded=True).get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json()["error"] == "not ready: no crime data loaded"
     assert ready.get_json()["checks"]["boundary_layers"] > 0
@@ -73,7 +78,7 @@ def test_a_broken_store_is_not_ready_and_leaks_nothing(tmp_path):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "crimemap.sqlite").write_bytes(b"this is not a database, " * 200)
-    client = _client(folder)
+    client = _client(folder, embedded=True)
     live = client.get("/healthz")
     assert live.status_code == 200
     assert live.headers.getlist("X-Data-Version") == ["unavailable"]
@@ -88,7 +93,7 @@ def test_a_broken_store_is_not_ready_and_leaks_nothing(tmp_path):
 def test_ready_again_once_data_arrives(demo_instance, tmp_path):
     folder = tmp_path / "later"
     folder.mkdir()
-    client = _client(folder)
+    client = _client(folder, embedded=True)
     assert client.get("/readyz").status_code == 503
     shutil.copy(demo_instance / "crimemap.sqlite", folder / "crimemap.sqlite")
     assert client.get("/readyz").status_code == 200
@@ -106,3 +111,29 @@ def test_a_store_that_cannot_be_reached_is_not_ready():
     reasons, checks = readiness(Unreachable())
     assert reasons == ["the store does not answer (StoreUnavailable)"]
     assert checks["store"] == "unreachable"
+
+
+def test_a_database_that_cannot_be_reached_is_alive_but_not_ready(tmp_path):
+    """A PostGIS DATABASE_URL where nothing listens: /healthz still 200, /readyz a 503 naming StoreUnavailable."""
+    client = create_app({"INSTANCE": str(tmp_path / "pg"), "TESTING": True, "DATABASE_TIMEOUT_S": 2,
+                         "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/nothing"}).test_client()
+    live = client.get("/healthz")
+    assert live.status_code == 200
+    assert live.headers.getlist("X-Data-Version") == ["unavailable"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.get_json()
+    assert body["error"] == "not ready: the store does not answer (StoreUnavailable)"
+    assert body["checks"]["store"] == "unreachable"
+    assert "nobody" not in ready.get_data(as_text=True)  # no connection details leak
+
+
+def test_the_legs_loaded_store_is_ready(api_2018):
+    """On either leg's own backend: three layers and the three API months (from the files' names) are loaded."""
+    from crimemap.web.health import readiness
+
+    months = {re.search(r"_(\d{4}-\d{2})_", path.name).group(1) for path in api_2018.files}
+    reasons, checks = readiness(api_2018.store)
+    assert reasons == []
+    assert checks["store"] == "ok" and checks["boundary_layers"] == 3 and checks["crime_months"] == len(months) == 3
+    assert checks["data_version"] == api_2018.store.data_version()
