@@ -51,6 +51,7 @@ from pathlib import Path
 import _results  # noqa: E402 - bench/ is on sys.path when a bench runs as a script
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the crimemap package of this checkout, installed or not
 DATA = Path(os.environ.get("CRIMEMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 WARDS = DATA / "boundaries" / "london-wards-2022-approx.gpkg"
 BOROUGHS = DATA / "boundaries" / "london-2021-lad22-gen20.shp"

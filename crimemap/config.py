@@ -114,6 +114,11 @@ DEFAULTS = {
     "PORT": 8000,
     "WORKERS": 2,
     "THREADS": 4,
+    # gunicorn's access log: "-" writes one line per request to standard
+    # output, a path appends to that file; empty writes none (the default:
+    # the proxy in front usually logs requests, and a line costs about a
+    # quarter of a postcode lookup's server CPU; docs/postcodes.md).
+    "ACCESS_LOG": "",
     # Postcode lookup (docs/postcodes.md). Where `crimemap postcodes schedule`
     # refreshes from (a Code-Point Open, ONSPD or NSPL file/zip URL or path),
     # and how many hours apart.
@@ -140,6 +145,11 @@ DEFAULTS = {
     "POSTCODES_RADIUS_MAX_M": 2000.0,
     "POSTCODES_AUTOCOMPLETE_MAX": 100,
     "POSTCODES_SUGGESTIONS": 5,
+    # Answer GET /api/v1/postcodes/<pc> for a known postcode without Flask's
+    # request machinery (the same body and headers for much less CPU;
+    # docs/postcodes.md, "Speed over HTTP"). False sends every request
+    # through Flask.
+    "POSTCODES_FAST_PATH": True,
     # The police.uk-compatible API (docs/policeuk-api.md), with police.uk's
     # own limits: more crimes than this in one answer is a 503, a GET URL
     # longer than this is a 400, and a poly may have at most this many points.

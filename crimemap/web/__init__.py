@@ -31,6 +31,9 @@ def create_app(config=None):
     # Never the debugger or tracebacks, whatever FLASK_DEBUG says (docs/security.md).
     app.debug = False
     app.config["MAX_CONTENT_LENGTH"] = int(settings["REQUEST_MAX_BYTES"])
+    from crimemap.web.postcodes_api import install_fast_path
+
+    install_fast_path(app)  # before ProxyFix, so it sees the scheme and path Flask sees (docs/postcodes.md)
     _trust_proxies(app, int(settings["PROXY_FIX"]))
 
     from crimemap.store import open_store
@@ -96,9 +99,9 @@ def _snapshot_per_request(app):
     def _open_snapshot():
         from flask import request
 
-        if request.blueprint == "health":
-            # /healthz needs no store, and /readyz reports a store that does not answer (a lost
-            # database) in its own 503 rather than failing here (docs/security.md).
+        if request.blueprint == "health" or request.endpoint == "static":
+            # /healthz and static files need no store, and /readyz reports a store that does not
+            # answer (a lost database) in its own 503 rather than failing here (docs/security.md).
             return
         stack = contextlib.ExitStack()
         g.crimemap_snapshot = stack

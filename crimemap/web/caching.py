@@ -52,9 +52,13 @@ def data_versions():
 
 
 def _lookup_version():
+    return lookup_version(current_app.config)
+
+
+def lookup_version(config):
+    """The serving postcode lookup version of an app with ``config``, read at most once per ``POSTCODES_RECHECK_S``."""
     from crimemap.postcodes.build import current_version, folder_of
 
-    config = current_app.config
     instance = str(config["INSTANCE"])
     now = time.monotonic()
     checked = _LOOKUP_VERSIONS.get(instance)
@@ -67,13 +71,23 @@ def current_etag():
     """The ETag (without quotes) an answer to this request carries now."""
     data, lookup = data_versions()
     url = request.full_path if request.query_string else request.path
-    key = f"{current_app.extensions[_EXT]}|{data}|{lookup}|{url}"
+    return etag_for(current_app, data, lookup, url)
+
+
+def etag_for(app, data, lookup, url):
+    """The ETag (without quotes) of the answer to ``url`` from data version ``data`` and lookup version ``lookup``."""
+    key = f"{app.extensions[_EXT]}|{data}|{lookup}|{url}"
     return f"d{data}-p{lookup or 0}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:16]}"
+
+
+def cache_control_value(config):
+    """The ``Cache-Control`` value of API answers: ``public, max-age=API_CACHE_MAX_AGE_S``."""
+    return f"public, max-age={int(config['API_CACHE_MAX_AGE_S'])}"
 
 
 def cache_control(response):
     """Set ``Cache-Control: public, max-age=API_CACHE_MAX_AGE_S`` on ``response``."""
-    response.headers["Cache-Control"] = f"public, max-age={int(current_app.config['API_CACHE_MAX_AGE_S'])}"
+    response.headers["Cache-Control"] = cache_control_value(current_app.config)
 
 
 def _revalidate():

@@ -129,6 +129,21 @@ def page_policy(nonce, tiles=None):
 OTHER_POLICY = "default-src 'none'; base-uri 'none'; form-action 'none'"
 
 
+def api_security_headers(secure, hsts_max_age):
+    """The security headers :func:`register`'s hook gives a JSON answer outside ``/embed``, as (name, value) pairs.
+
+    For a WSGI fast path that answers without Flask's hooks
+    (:mod:`crimemap.web.postcodes_api`); its tests compare it with the hook's.
+    """
+    headers = [("X-Frame-Options", "DENY"),
+               ("Content-Security-Policy", f"{OTHER_POLICY}; frame-ancestors 'none'"),
+               ("X-Content-Type-Options", "nosniff"),
+               ("Referrer-Policy", REFERRER_POLICY)]
+    if secure and hsts_max_age > 0:
+        headers.append(("Strict-Transport-Security", f"max-age={hsts_max_age}"))
+    return headers
+
+
 def _data_version():
     if "crimemap_data_version" in g:
         return g.crimemap_data_version
