@@ -85,6 +85,8 @@ def test_stopped_database_answers_503_and_service_recovers_without_restart(own_c
         assert "Retry-After" in down.headers and int(down.headers["Retry-After"]) > 0
         assert down.headers["X-Data-Version"] == "unavailable"
         _security_headers_present(down)
+        # The page's own stylesheet still loads: static files need no database.
+        assert requests.get(base + "/static/crimemap.css", timeout=60).status_code == 200
 
         # The JSON API: {"status": 503, "error": ...}.
         down_api = requests.get(base + API, timeout=60)

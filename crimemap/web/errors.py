@@ -67,8 +67,8 @@ def _site_context_or_placeholder(store_down=False):
             pass
     from crimemap.attribution import ATTRIBUTION
 
-    g.crimemap_site = {"data_version": "unavailable", "data_as_of": None, "demo": False,
-                       "attribution": ATTRIBUTION}
+    g.crimemap_site = {"data_version": "unavailable", "data_as_of": "unknown (the database cannot be reached)",
+                       "demo": False, "attribution": ATTRIBUTION}
 
 
 def register(app):
