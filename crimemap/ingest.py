@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from crimemap.crs import lonlat_to_bng
+from crimemap.io.blocks import one_file_ahead
 from crimemap.io.boundaries import read_boundaries
 from crimemap.io.crimes import COUNT_FORMATS, POINT_FORMATS, Rejects, detect_format, read_counts, read_points
 from crimemap.join import AreaIndex
@@ -157,12 +158,16 @@ def ingest_crimes(store, paths, fmt=None, settings=None, progress=None, echo=Non
     listed = int(settings.get("REPORT_MAX_LISTED", 20))
     report = IngestReport()
     plans = [(Path(p), fmt or detect_format(p)) for p in paths]  # fail on an unknown format before writing
+    rejects_of = [Rejects() for _ in plans]
+    # Point files are read one file ahead: the next starts reading while this one is staged.
+    points = one_file_ahead([k for k, (_, f) in enumerate(plans) if f in POINT_FORMATS],
+                            lambda k: read_points(plans[k][0], plans[k][1], chunk_rows=chunk_rows,
+                                                  rejects=rejects_of[k]))
     with store.writer() as writer:
         single_batch_rejects = {}
-        for path, path_fmt in plans:
-            rejects = Rejects()
+        for (path, path_fmt), rejects in zip(plans, rejects_of):
             if path_fmt in POINT_FORMATS:
-                entry = _stage_point_file(writer, path, path_fmt, chunk_rows, rejects, progress)
+                entry = _stage_point_file(writer, path, path_fmt, next(points)[1], rejects, progress)
                 if len(entry["batches"]) == 1:
                     single_batch_rejects[entry["batches"][0]] = rejects.count
             else:
@@ -189,10 +194,10 @@ def ingest_crimes(store, paths, fmt=None, settings=None, progress=None, echo=Non
     return report
 
 
-def _stage_point_file(writer, path, fmt, chunk_rows, rejects, progress):
+def _stage_point_file(writer, path, fmt, chunks, rejects, progress):
     rows = no_location = 0
     batches = set()
-    for chunk in read_points(path, fmt, chunk_rows=chunk_rows, rejects=rejects):
+    for chunk in chunks:
         rows += len(chunk)
         has = chunk["lon"].notna().to_numpy() & chunk["lat"].notna().to_numpy()
         no_location += int((~has).sum())

@@ -285,3 +285,61 @@ def test_read_ahead_raises_in_order_and_stops_when_dropped():
     assert closed.wait(5)  # the worker stopped and closed the generator
     worker.join(5)
     assert not worker.is_alive()
+
+
+def test_one_file_ahead_reads_the_next_file_while_the_caller_works(need_shared):
+    import threading
+
+    from crimemap.io.blocks import Prefetch, one_file_ahead
+
+    paths = sorted(need_shared(API).glob("*.jsonl.gz"))
+    started, opened = {}, []
+
+    def open_file(path):
+        opened.append(path.name)
+        chunks = read_points(path)
+        original = chunks.start
+
+        def start():
+            started[path.name] = threading.get_ident()
+            return original()
+
+        chunks.start = start
+        return chunks
+
+    seen = []
+    for path, chunks in one_file_ahead(paths, open_file):
+        assert isinstance(chunks, Prefetch) and path.name in started
+        # The next file was opened and its worker started before this one is read.
+        assert opened[-1] == (paths[len(seen) + 1].name if len(seen) + 1 < len(paths) else path.name)
+        assert chunks._thread is not None or chunks._done
+        seen.append(pd.concat(list(chunks), ignore_index=True))
+    # The same rows as reading file after file.
+    for path, frame in zip(paths, seen):
+        pd.testing.assert_frame_equal(frame, pd.concat(list(read_points(path)), ignore_index=True), check_exact=True)
+
+
+def test_one_file_ahead_reports_errors_in_order_and_stops_the_next_file():
+    from crimemap.io.blocks import Prefetch, one_file_ahead
+
+    made = {}
+
+    def open_file(name):
+        if name == "bad":
+            raise ValueError("bad file")
+        made[name] = Prefetch(iter([name + "1", name + "2"]))
+        return made[name]
+
+    got = []
+    with pytest.raises(ValueError, match="bad file"):
+        for name, chunks in one_file_ahead(["a", "b", "bad", "c"], open_file):
+            got.extend(chunks)
+    assert got == ["a1", "a2", "b1", "b2"]  # the error comes after the files before it
+
+    pairs = one_file_ahead(["a", "b"], open_file)
+    _, first = next(pairs)
+    assert made["b"]._thread is not None  # started ahead
+    pairs.close()  # the caller stops early: the next file's worker stops too
+    assert made["b"]._done and made["b"]._thread is None
+    assert first._thread is not None  # the caller's own file is the caller's to close
+    assert list(one_file_ahead([], open_file)) == []

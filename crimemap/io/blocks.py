@@ -109,14 +109,19 @@ class Prefetch:
     def __iter__(self):
         return self
 
-    def __next__(self):
-        if self._done:
-            raise StopIteration
-        if self._thread is None:
+    def start(self):
+        """Start the worker now instead of at the first ``next()``; returns self."""
+        if self._thread is None and not self._done:
             self._thread = threading.Thread(target=_work, args=(self._items, self._queue, self._stop),
                                             name="crimemap-read-ahead", daemon=True)
             self._items = None
             self._thread.start()
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        self.start()
         kind, value = self._queue.get()
         if kind == "item":
             return value
@@ -164,3 +169,39 @@ def _work(items, out, stop):
         close = getattr(items, "close", None)
         if close is not None:
             close()
+
+
+def one_file_ahead(paths, open_file):
+    """Yield ``(path, chunks)`` for each path; the next file starts reading while the caller works on this one.
+
+    ``open_file(path)`` returns the chunks of one file, e.g. ``read_points(path)``;
+    it is called for the next path (and its :class:`Prefetch` started) just before
+    the current file's chunks are handed out, so a file's first chunk is ready when
+    the caller gets to it. At most two files are open at once. An exception
+    ``open_file`` raises for the next file is raised once the caller has finished
+    with the current one, so files are reported in order.
+    """
+    def opened(path):
+        try:
+            chunks = open_file(path)
+        except Exception as exc:  # raised in turn, below
+            return path, None, exc
+        start = getattr(chunks, "start", None)
+        if start is not None:
+            start()
+        return path, chunks, None
+
+    paths = iter(paths)
+    ahead = next((opened(path) for path in paths), None)
+    while ahead is not None:
+        path, chunks, error = ahead
+        if error is not None:
+            raise error
+        ahead = next((opened(path) for path in paths), None)
+        try:
+            yield path, chunks
+        except GeneratorExit:  # the caller stopped early: stop the next file's worker too
+            close = getattr(ahead[1], "close", None) if ahead is not None else None
+            if close is not None:
+                close()
+            raise
