@@ -20,7 +20,7 @@ misassigns a point):
 5. Building the grid costs about as much as testing ~1.5 points per metre of
    boundary per cell exactly, so by default (``grid="auto"``) it is built only
    once that many points have been joined: before, each point is tested
-   against the polygons whose bounding box holds it (an STRtree query).
+   against the polygons whose bounding box holds it.
 
 The boundary rule: a point goes to the polygon whose interior holds it; a point
 that lies exactly on a boundary goes to the polygon with the smallest code (in
@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import shapely
+
+from crimemap.join_boxes import BoxBins
 
 __all__ = ["AreaIndex", "JoinResult"]
 
@@ -63,8 +65,8 @@ _REACH = _STEP / 2 + 1e-3
 # always a pure "outside" cell, which the lookup uses for points off the grid.
 _PAD = 2
 
-# With grid="auto", points are tested straight against the polygons an STRtree
-# finds for them until this many points per metre of boundary per cell
+# With grid="auto", points are tested straight against the polygons whose
+# bounding box holds them until this many points per metre of boundary per cell
 # (the grid's build cost, measured in points tested directly; see docs/join.md)
 # have been joined that way; then the grid is built. A single call of half as
 # many points builds it at once.
@@ -113,10 +115,11 @@ class AreaIndex:
         the measurements behind the default.
     grid : {"auto", "always", "never"}, default "auto"
         When to build the grid. ``"always"``: now. ``"never"``: every point is
-        tested against the polygons whose bounding box holds it (found with an
-        STRtree). ``"auto"``: like ``"never"`` until the points joined that way
-        would have paid for building the grid (a single large call builds it at
-        once), then with the grid. The answers are the same in every mode.
+        tested against the polygons whose bounding box holds it
+        (:class:`crimemap.join_boxes.BoxBins`). ``"auto"``: like ``"never"``
+        until the points joined that way would have paid for building the grid
+        (a single large call builds it at once), then with the grid. The
+        answers are the same in every mode.
 
     Attributes
     ----------
@@ -164,10 +167,7 @@ class AreaIndex:
         self._order_or_none = np.append(self._order, np.int32(-1))
         self._rank = np.empty(n, dtype=np.int32)  # polygon position -> rank
         self._rank[order] = np.arange(n, dtype=np.int32)
-        # Bounding boxes only: safe to query from several threads once built,
-        # and the first query builds it.
-        self._tree = shapely.STRtree(self._geoms)
-        self._tree.query(shapely.points(0.0, 0.0))
+        self._boxes = BoxBins(shapely.bounds(geoms))  # read-only: safe to share between threads
         self._size_grid()
         self._grid = None  # set last by _build_grid, so a reader that sees it sees the rest
         self._mode = grid
@@ -226,7 +226,6 @@ class AreaIndex:
     def _build_grid(self, geoms):
         cell, nx = self.cell_m, self._nx
         ncells = nx * self._ny
-        tree = self._tree
 
         poly, cells = self._boundary_cells()
         mixed_ids = _sorted_unique(cells)
@@ -237,7 +236,7 @@ class AreaIndex:
         # the (closed) cell either has boundary in it, and so marked it, or
         # holds the whole cell in its interior, centre included.
         cx, cy = self._centres(mixed_ids)
-        pt, cand = tree.query(shapely.points(cx, cy))
+        pt, cand = self._boxes.pairs(cx, cy)
         hit = shapely.intersects_xy(geoms[cand], cx[pt], cy[pt])
         k = np.concatenate([np.searchsorted(mixed_ids, cells), pt[hit]])
         p = np.concatenate([poly, cand[hit]])
@@ -386,24 +385,18 @@ class AreaIndex:
     def _direct_chunk(self, x, y, out_index, out_edge):
         """Like ``_assign_chunk`` without the grid: every polygon whose bounding box holds a point is a candidate.
 
-        The bounding boxes (closed) hold every polygon whose closure holds the
-        point, so ``_exact`` applies the same rule to a superset of the grid's
-        candidates and gives the same answer.
+        A polygon's (closed) bounding box holds every point of its closure, so
+        ``_exact`` applies the same rule to a superset of the grid's candidates
+        and gives the same answer. NaN and infinite coordinates have none: -1.
         """
-        out_index[:] = _OUTSIDE
-        out_edge[:] = False
-        finite = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-        if len(finite) == 0:
-            return
-        x, y = x[finite], y[finite]
-        pt, poly = self._tree.query(shapely.points(x, y))
+        pt, poly = self._boxes.pairs(x, y)
         geoms = self._take_geoms()
         try:
             index, edge = self._exact(geoms, x, y, pt, poly)
         finally:
             self._pool.put(geoms)
-        out_index[finite] = index
-        out_edge[finite] = edge
+        out_index[:] = index
+        out_edge[:] = edge
 
     def assign(self, x, y, threads=2):
         """Assign each point to one polygon of the layer.

@@ -23,6 +23,7 @@ import shapely
 
 from crimemap.crs import lonlat_to_bng
 from crimemap.join import AreaIndex, JoinResult
+from crimemap.join_boxes import BoxBins
 from crimemap.join_cache import LocationCache
 
 API_FILES = "crime/police_uk_api_partial"
@@ -342,6 +343,26 @@ def test_auto_grid_is_built_once_direct_joins_would_have_paid_for_it(fixtures):
     never = AreaIndex(geoms, codes, cell_m=7.0, grid="never")
     never.assign(np.zeros(10 * int(never._budget)), np.zeros(10 * int(never._budget)))
     assert never._grid is None
+
+
+def test_box_bins_find_what_an_strtree_finds():
+    # The direct path's candidates: every polygon whose closed bounding box holds
+    # the point, as STRtree.query answers for a shapely Point; points on the
+    # boxes' sides and corners included, with small and large overlapping boxes.
+    rng = np.random.default_rng(12)
+    for trial in range(12):
+        n = int(rng.integers(1, 300))
+        centre = rng.uniform(0, 1000, (n, 2))
+        half = rng.exponential(30 if trial % 2 else 400, (n, 2))
+        boxes = shapely.box(*(centre - half).T, *(centre + half).T)
+        bounds = shapely.bounds(boxes)
+        x = np.concatenate([rng.uniform(-200, 1200, 5000), bounds[:, 0], bounds[:, 2], [np.nan, np.inf, 5.0]])
+        y = np.concatenate([rng.uniform(-200, 1200, 5000), bounds[:, 3], bounds[:, 1], [1.0, 2.0, -np.inf]])
+        pt, poly = BoxBins(bounds).pairs(x, y)
+        finite = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+        tree_pt, tree_poly = shapely.STRtree(boxes).query(shapely.points(x[finite], y[finite]))
+        assert set(zip(pt.tolist(), poly.tolist())) == set(zip(finite[tree_pt].tolist(), tree_poly.tolist()))
+        assert np.all(np.diff(pt) >= 0)  # point by point
 
 
 def test_location_cache_matches_assign_call_after_call(fixtures):
