@@ -2,28 +2,41 @@
 
 Run from the repository root::
 
-    python bench/bench_postcodes_http.py            # ~1 minute: 1, 10 and 50 clients, 10 s each
+    python bench/bench_postcodes_http.py            # ~4 minutes: 1, 10 and 50 clients, 10 s each, 3 rounds
     python bench/bench_postcodes_http.py --quick    # 3 s per level
+    python bench/bench_postcodes_http.py --rounds 5 # more interleaved rounds (medians reported)
     python bench/bench_postcodes_http.py --write    # also rewrite "Postcode lookup (HTTP)" in bench/RESULTS.md
     python bench/bench_postcodes_http.py --profile  # where the time of one request goes, in process
 
 It builds an instance (the 2022 approximate wards, the LAD 2022 boroughs and
 the Code-Point Open London extract from ../shared/data) in a temporary
-folder, starts ``crimemap serve`` (gunicorn, the configured workers and
-threads) on a free 127.0.0.1 port, and drives it with ``wrk`` (Debian package
-``wrk``; installed with apt-get when missing and running as root). Each
-level is ``wrk -t1 -cN -dS --latency`` with a Lua script cycling through
+folder, starts two ``crimemap serve`` servers (gunicorn, the configured
+workers and threads) on free 127.0.0.1 ports, and drives them with ``wrk``
+(Debian package ``wrk``; installed with apt-get when missing and running as
+root):
+
+- **current**: the configured server (the postcode fast path on, no access
+  log, as shipped);
+- **baseline**: the same server with every request through Flask and the
+  access log on (``POSTCODES_FAST_PATH=0``, ``ACCESS_LOG=-``), as before the
+  fast path.
+
+Each level is ``wrk -t1 -cN -dS --latency`` with a Lua script cycling through
 2,000 random real postcodes in a random spelling (lower case, no space),
 after a warm-up (3 s at 50 clients, so every worker has built its lookup,
-then 1 s at the level). wrk is a closed loop: each of the N connections sends
-its next request when the last answer arrives, so N is the number of
-concurrent clients.
+then 1 s at the level). The two servers take turns, level by level and round
+by round (the order alternates), so a busy machine weighs on both alike; the
+table gives the median of the rounds. wrk is a closed loop: each of the N
+connections sends its next request when the last answer arrives, so N is the
+number of concurrent clients.
 
-The load generator shares the machine's cores with the server: the script
-reads the CPU time used by the gunicorn processes and by wrk from /proc and
-reports both. Without wrk, ``--python`` uses a thread pool of
-``requests.Session`` clients instead; it is much slower than the server, so
-its figures measure the client more than the server.
+The load generator shares the machine's 2 cores with the server, unpinned:
+the kernel schedules wrk (one thread) and the gunicorn workers on either
+core. The script reads the CPU time used by the gunicorn processes and by
+wrk from /proc and reports both, and the load average before and after.
+Without wrk, ``--python`` uses a thread pool of ``requests.Session`` clients
+instead; it is much slower than the server, so its figures measure the
+client more than the server.
 """
 
 import argparse
@@ -105,9 +118,9 @@ def free_port():
 
 
 @contextlib.contextmanager
-def server(instance, port):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    log = open(Path(instance) / "serve.log", "w", encoding="utf-8")
+def server(instance, port, env=None, name="serve"):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    log = open(Path(instance) / f"{name}.log", "w", encoding="utf-8")
     proc = subprocess.Popen([sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port",
                              str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -266,12 +279,18 @@ def profile(instance, paths, n=3000):
     # Prebuilt WSGI environs: what gunicorn hands Flask, without the test client's own URL work.
     environs = [EnvironBuilder(path=p.replace("%20", " ")).get_environ() for p in paths]
 
-    def call(i):
-        body = app.wsgi_app(dict(environs[i % len(environs)]), lambda status, headers, exc_info=None: None)
+    def call(i, wsgi=app.wsgi_app):
+        body = wsgi(dict(environs[i % len(environs)]), lambda status, headers, exc_info=None: None)
         b"".join(body)
 
+    flask_only = getattr(app.wsgi_app, "wrapped", app.wsgi_app)  # behind the fast path: Flask's own wsgi_app
     for i in range(200):
         call(i)
+        call(i, flask_only)
+    t0 = time.perf_counter()
+    for i in range(n):
+        call(i, flask_only)
+    t_flask = (time.perf_counter() - t0) / n
     t0 = time.perf_counter()
     for i in range(n):
         call(i)
@@ -284,58 +303,96 @@ def profile(instance, paths, n=3000):
     text = io.StringIO()
     pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(12)
     return {"get_lookup_us": t_get * 1e6, "resolve_us": t_resolve * 1e6, "json_us": t_json * 1e6,
-            "full_request_us": t_full * 1e6, "top": text.getvalue()}
+            "full_request_us": t_full * 1e6, "flask_request_us": t_flask * 1e6, "top": text.getvalue()}
 
 
 # ------------------------------------------------------------------ report
 
 
 def machine():
+    return f"{os.cpu_count()} cores, CPython {platform.python_version()}"
+
+
+def load_average():
     try:
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        load = "?"
-    return f"{os.cpu_count()} cores, CPython {platform.python_version()}, load average {load}"
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
-def report(args, rows, setup_s, settings, generator, prof):
+# The two servers the bench compares, each a name, a label for the table and CRIMEMAP_* settings.
+SERVERS = (
+    ("current", "fast path, no access log (as shipped)", {}),
+    ("baseline", "Flask route, access log on (before)", {"CRIMEMAP_POSTCODES_FAST_PATH": "0",
+                                                         "CRIMEMAP_ACCESS_LOG": "-"}),
+)
+
+
+def _median(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def report(args, results, setup_s, settings, generator, prof, loads):
+    """The RESULTS.md section: medians per level and server, every 10-client round, and the targets."""
     today = datetime.date.today().isoformat()
     command = "python bench/bench_postcodes_http.py" + (" --quick" if args.quick else "") + \
-        (" --python" if args.python else "")
+        (f" --rounds {args.rounds}" if args.rounds != 3 else "") + (" --python" if args.python else "")
+    seconds = results[0]["seconds"]
     lines = [SECTION, "",
-             f"Command: `{command}` ({today}; {machine()} at the start). Server: `crimemap serve` = gunicorn, "
-             f"{settings['WORKERS']} workers × {settings['THREADS']} threads (gthread), access log on, on "
-             f"127.0.0.1. Instance: 2022 approximate wards + LAD 2022 boroughs + the Code-Point Open London "
-             f"extract (180,792 postcodes), built in {setup_s:.0f} s. Requests: `GET /api/v1/postcodes/<pc>` "
-             f"over {SAMPLE:,} random real postcodes, half typed lower case without the space. {generator}", "",
-             "| clients | requests/s | p50 | p99 | requests | non-200 | server CPU | client CPU |",
+             f"Command: `{command}` ({today}; {machine()}; load average {loads[0]:.2f} at the start, "
+             f"{loads[1]:.2f} at the end). Servers: `crimemap serve` = gunicorn, {settings['WORKERS']} workers "
+             f"× {settings['THREADS']} threads (gthread), on 127.0.0.1: **current** as shipped (the postcode "
+             f"fast path, no access log) and **baseline** with `POSTCODES_FAST_PATH=0 ACCESS_LOG=-` (every "
+             f"request through Flask, one access line each: the server before the fast path). Instance: 2022 "
+             f"approximate wards + LAD 2022 boroughs + the Code-Point Open London extract (180,792 postcodes), "
+             f"built in {setup_s:.0f} s. Requests: `GET /api/v1/postcodes/<pc>` over {SAMPLE:,} random real "
+             f"postcodes, half typed lower case without the space. {generator}", "",
+             "| clients | server | requests/s | p50 | p99 | non-200 | server CPU per request | client CPU |",
              "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['clients']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | "
-                     f"{r['requests']:,} | {r['non_2xx']}{' ' + r['socket_errors'] if r['socket_errors'] else ''} | "
-                     f"{r['server_cpu_s']:.1f} s | {r['client_cpu_s']:.1f} s |")
-    lines += ["", f"Each level ran {rows[0]['seconds']} s after a 3 s warm-up of every worker at 50 clients and 1 s at the level; CPU is user + system seconds over "
-              f"the level, of {2 * rows[0]['seconds']} core-seconds available on 2 cores.",
+    for clients in LEVELS:
+        for name, label, _ in SERVERS:
+            rows = [r for r in results if r["clients"] == clients and r["server"] == name]
+            cpu_us = statistics.median(1e6 * r["server_cpu_s"] / max(r["requests"], 1) for r in rows)
+            bad = sum(r["non_2xx"] for r in rows)
+            errors = "; ".join(r["socket_errors"] for r in rows if r["socket_errors"])
+            lines.append(f"| {clients} | {name} | {_median(rows, 'rps'):,.0f} | {_median(rows, 'p50_ms'):.2f} ms | "
+                         f"{_median(rows, 'p99_ms'):.2f} ms | {bad}{' (' + errors + ')' if errors else ''} | "
+                         f"{cpu_us:.0f} µs | {_median(rows, 'client_cpu_s'):.1f} s |")
+    rounds = max(r["round"] for r in results) + 1
+    lines += ["", f"Medians of {rounds} rounds of {seconds} s per level and server, the two servers taking turns "
+              "(alternating order) so that a busy machine weighs on both alike; every level after a 3 s warm-up "
+              "of every worker at 50 clients and 1 s at the level. Server CPU per request is the gunicorn "
+              "processes' user + system CPU over the level divided by the requests answered; client CPU is "
+              f"wrk's, of {2 * seconds} core-seconds available on 2 cores per level."]
+    at10 = {name: [r for r in results if r["clients"] == 10 and r["server"] == name] for name, _, _ in SERVERS}
+    held = sum(r["p99_ms"] < 10 for r in at10["current"])
+    lines += ["", "At 10 clients, round by round (1-minute load average when the round started): current p99 " +
+              ", ".join(f"{r['p99_ms']:.1f} ms ({r['load']:.1f})" for r in at10["current"]) +
+              "; baseline p99 " + ", ".join(f"{r['p99_ms']:.1f} ms" for r in at10["baseline"]) +
+              f". p99 under 10 ms at 10 clients held in **{held} of {len(at10['current'])}** rounds of the "
+              f"current server; requests/s at 10 clients {_median(at10['current'], 'rps'):,.0f} "
+              f"({_median(at10['current'], 'rps') / _median(at10['baseline'], 'rps'):.1f}× the baseline's).",
+              "",
               "Targets: p99 under 10 ms at 10 clients, and at least 2,000 requests/s. The machine is shared: a "
-              "load average above 2 at the start means other processes competed for the 2 cores, and the server "
-              "CPU column shows how much of them the server got; expect large swings between runs."]
+              "load average above 2 means other processes competed for the 2 cores, and p99 then measures the "
+              "scheduler as much as the server; expect large swings between runs."]
     if prof:
-        per_request = {r["clients"]: 1e6 * r["server_cpu_s"] / r["requests"] for r in rows}
+        current10 = at10["current"]
+        per_request = statistics.median(1e6 * r["server_cpu_s"] / r["requests"] for r in current10)
         lines += ["", "Where one request's time goes. In process, without HTTP: `get_lookup` "
                   f"{prof['get_lookup_us']:.1f} µs, `resolve` {prof['resolve_us']:.1f} µs and JSON encoding "
-                  f"{prof['json_us']:.1f} µs; the whole request through Flask's WSGI app (routing, request and "
-                  f"response objects, the error-handler machinery) {prof['full_request_us']:.0f} µs. Over HTTP the "
-                  f"server spent {per_request[10]:.0f} µs of CPU per request at 10 clients (server CPU / "
-                  "requests): the rest is gunicorn (HTTP parsing, the gthread pool, the access log line) and "
-                  "sockets. The postcode lookup itself is a few per cent of the cost."]
+                  f"{prof['json_us']:.1f} µs; the whole request through the fast path {prof['full_request_us']:.0f} "
+                  f"µs, and through Flask's WSGI app (routing, request and response objects, the hooks) "
+                  f"{prof['flask_request_us']:.0f} µs. Over HTTP the current server spent {per_request:.0f} µs "
+                  "of CPU per request at 10 clients: the rest is gunicorn (HTTP parsing, the gthread pool) and "
+                  "sockets."]
     return "\n".join(lines) + "\n"
-
-
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s per level instead of 10")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per level and server (3)")
     parser.add_argument("--write", action="store_true", help="rewrite this section of bench/RESULTS.md")
     parser.add_argument("--python", action="store_true", help="use a requests.Session thread pool, not wrk")
     parser.add_argument("--profile", action="store_true", help="also profile one request in process")
@@ -358,6 +415,9 @@ def main():
 
     from crimemap.config import load_settings
 
+    def load(port, clients, secs):
+        return run_wrk(port, str(script), clients, secs) if use_wrk else run_python(port, paths, clients, secs)
+
     with tempfile.TemporaryDirectory(prefix="crimemap-bench-") as tmp:
         instance = Path(args.instance) if args.instance else Path(tmp) / "instance"
         setup_s = 0.0 if args.instance else build_instance(instance)
@@ -366,33 +426,36 @@ def main():
         script = Path(tmp) / "paths.lua"
         (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n", encoding="utf-8")
         script.write_text(LUA % {"paths": Path(tmp) / "paths.txt"}, encoding="utf-8")
-        port = free_port()
-        rows = []
-        with server(instance, port) as proc:
-            pids = process_tree(proc.pid)
-            # Every worker builds its lookup's areas on its first request: warm them all up first.
-            if use_wrk:
-                run_wrk(port, str(script), 50, 3)
-            else:
-                run_python(port, paths, 20, 3)
+        results = []
+        loads = [load_average()]
+        with contextlib.ExitStack() as stack:
+            ports, pids = {}, {}
+            for name, _, env in SERVERS:
+                ports[name] = free_port()
+                proc = stack.enter_context(server(instance, ports[name], env=env, name=f"serve-{name}"))
+                pids[name] = process_tree(proc.pid)
+                # Every worker builds its lookup's areas on its first request: warm them all up first.
+                load(ports[name], 50, 3)
             for clients in LEVELS:
-                if use_wrk:
-                    run_wrk(port, str(script), clients, 1)
-                else:
-                    run_python(port, paths, clients, 1)
-                before = cpu_seconds(pids)
-                row = run_wrk(port, str(script), clients, seconds) if use_wrk else \
-                    run_python(port, paths, clients, seconds)
-                row.update(clients=clients, seconds=seconds, server_cpu_s=cpu_seconds(pids) - before)
-                rows.append(row)
-                print(f"{clients:>3} clients: {row['rps']:,.0f} req/s, p50 {row['p50_ms']:.2f} ms, "
-                      f"p99 {row['p99_ms']:.2f} ms, {row['non_2xx']} non-200", file=sys.stderr)
+                for round_ in range(args.rounds):
+                    order = SERVERS if round_ % 2 == 0 else SERVERS[::-1]
+                    for name, _, _ in order:
+                        load(ports[name], clients, 1)
+                        before, load_now = cpu_seconds(pids[name]), load_average()
+                        row = load(ports[name], clients, seconds)
+                        row.update(clients=clients, seconds=seconds, server=name, round=round_, load=load_now,
+                                   server_cpu_s=cpu_seconds(pids[name]) - before)
+                        results.append(row)
+                        print(f"{clients:>3} clients, {name:<8} round {round_}: {row['rps']:,.0f} req/s, p50 "
+                              f"{row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, {row['non_2xx']} non-200, "
+                              f"load {load_now:.1f}", file=sys.stderr)
+        loads.append(load_average())
         prof = profile(instance, paths) if args.profile else None
-        generator = ("Load: `wrk -t1 -cN` (one wrk thread, N keep-alive connections), on the same 2 cores as the "
-                     "server." if use_wrk else
+        generator = ("Load: `wrk -t1 -cN` (one wrk thread, N keep-alive connections), unpinned on the same 2 "
+                     "cores as the server (no `taskset`: the kernel places wrk and the workers)." if use_wrk else
                      "Load: a thread pool of N `requests.Session` clients in one Python process, on the same 2 "
                      "cores as the server (the client, not the server, is the bottleneck).")
-        text = report(args, rows, setup_s, settings, generator, prof)
+        text = report(args, results, setup_s, settings, generator, prof, loads)
         print(text)
         if prof:
             print(prof["top"])
