@@ -23,8 +23,8 @@ def _err(case):
 def _ingest_rows(n, row):
     """(case, seconds, points/s text, seconds, memory, note) rows of one size."""
     out = []
-    sjoin = row.get("sjoin") or {}
-    base_s = sjoin.get("seconds")
+    sjoin = row.get("sjoin")
+    base_s = (sjoin or {}).get("seconds")
 
     def add(label, case, seconds=None, memory=None, note=""):
         problem = _err(case)
@@ -98,6 +98,14 @@ def _join_rows(n, row):
     return ["| " + " | ".join(cells) + " |"]
 
 
+def _run(results):
+    """Length of the run and the load averages, or what is missing from a run that did not finish."""
+    start = f"load average {results['load_start'][0]:.1f} at the start"
+    if "elapsed" not in results:
+        return start + "; the run did not finish: what is missing below is marked not run"
+    return (f"whole run {results['elapsed'] / 60:,.0f} min; {start}, {results['load_end'][0]:.1f} at the end")
+
+
 def _latency(case, key):
     if _err(case):
         return _err(case)
@@ -110,9 +118,7 @@ def render(args, results):
     sizes = f" --sizes {' '.join(map(str, args.sizes))}" if args.sizes else ""
     copies = results["copies"]
     lines = [SECTION, "",
-             f"Command: `python bench/bench_scale.py{quick}{sizes}` ({results['date']}; {results['machine']}; whole "
-             f"run {results['elapsed'] / 60:,.0f} min; load average {results['load_start'][0]:.1f} at the start, "
-             f"{results['load_end'][0]:.1f} at the end). The machine is shared with other engineers' test runs, "
+             f"Command: `python bench/bench_scale.py{quick}{sizes}` ({results['date']}; {results['machine']}; {_run(results)}). The machine is shared with other engineers' test runs, "
              "so absolute figures move between runs; compare rows of one run. PostgreSQL: "
              f"{results['server']}. Data: `bench/synth_national.py`, {copies} copies of London's 657 wards of 2018 "
              f"({copies * 657:,} wards) laid side by side in British National Grid, points drawn from the real "
@@ -122,9 +128,9 @@ def render(args, results):
              "disk to counts per ward (loading the wards not included); × sjoin is the plain geopandas pipeline's "
              "time over the case's, in the same run.", ""]
     for n, row in results["sizes"].items():
-        gen = row["generate"]
+        gen = row.get("generate")
         if _err(gen):
-            lines.append(f"- {int(n):,} points: generation failed: {_err(gen)}")
+            lines.append(f"- {int(n):,} points: generation: {_err(gen)}")
             continue
         lines.append(f"- {int(n):,} points: generated in {gen['seconds']:,.0f} s ({int(n) / gen['seconds'] / 1e3:,.0f} "
                      f"k rows/s, peak RSS {_mb(gen['rss_max_mb'])}): {gen['files']} street CSVs (one per copy and "
