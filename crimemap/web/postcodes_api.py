@@ -22,13 +22,16 @@ Flask untouched: errors, conditional requests, query strings, HEAD.
 
 import logging
 import math
+import time
 import uuid
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.http import http_date
 
 from crimemap.errors import BadQuery, CrimemapError
 from crimemap.postcodes import get_lookup, resolve
 from crimemap.web import get_store
+from crimemap.web.errors import _REQUEST_ID, REQUEST_ID_HEADER
 
 log = logging.getLogger("crimemap.web")
 
@@ -172,9 +175,10 @@ class FastLookup:
     """
 
     def __init__(self, app, wrapped):
-        from crimemap.web import headers
+        from crimemap.web import caching, headers
 
         self.app = app
+        self.caching = caching
         self.wrapped = wrapped
         hsts = int(app.config["HSTS_MAX_AGE_S"])
         self.security = {secure: headers.api_security_headers(secure, hsts) for secure in (False, True)}
@@ -203,12 +207,7 @@ class FastLookup:
 
     def answer(self, environ, path, postcode):
         """``(status, headers, body)`` of a 200 answer, or ``(None, None, None)`` to leave it to Flask."""
-        from werkzeug.http import http_date
-
-        from crimemap.web import caching
-        from crimemap.web.errors import _REQUEST_ID, REQUEST_ID_HEADER
-
-        app = self.app
+        app, caching = self.app, self.caching
         config = app.config
         store = app.extensions["crimemap"]["store"]
         lookup = get_lookup(config, store)
@@ -221,10 +220,22 @@ class FastLookup:
         rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                    ("ETag", f'"{etag}"'), ("Cache-Control", caching.cache_control_value(config)),
-                   ("Date", http_date()),  # as werkzeug's make_conditional adds it
+                   ("Date", _http_date()),  # as werkzeug's make_conditional adds it
                    *self.security[environ.get("wsgi.url_scheme") == "https"],
                    (self.data_version_header, str(data)), (REQUEST_ID_HEADER, rid)]
         return "200 OK", headers, body
+
+
+_DATE = [0, ""]  # [second, its HTTP date]: one formatting per second, not per request
+
+
+def _http_date():
+    now = int(time.time())
+    second, text = _DATE
+    if second != now:
+        text = http_date(now)
+        _DATE[:] = [now, text]  # threads may race here: both write the same second's date
+    return text
 
 
 def _dumps(obj):
