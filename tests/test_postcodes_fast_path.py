@@ -159,11 +159,16 @@ def test_body_is_written_as_jsonify_writes_it(app):
         assert _dumps(obj) == app.json.response(obj).get_data()
 
 
-def test_a_load_shows_in_the_next_answer(loaded, app):
-    """Last in the module: it changes the instance. X-Data-Version and the ETag follow the store at once."""
+def test_a_load_shows_in_the_next_answer(loaded):
+    """Last in the module: it changes the instance.
+
+    X-Data-Version and the ETag name the data the answer's areas were joined
+    from; with POSTCODES_RECHECK_S=0 the lookup looks for new data on every
+    request, so they follow a load at once, as the Flask route's do.
+    """
     import sqlite3
 
-    fast, flask, _ = _clients(app)
+    fast, flask, _ = _clients(_app(loaded, POSTCODES_RECHECK_S=0))
     before = fast.get("/api/v1/postcodes/SW1A1AA")
     cli(loaded, "boundaries", "load", "borough", _need_shared(BOROUGHS_2022))
     conn = sqlite3.connect(f"file:{loaded / 'crimemap.sqlite'}?mode=ro", uri=True)
@@ -173,6 +178,11 @@ def test_a_load_shows_in_the_next_answer(loaded, app):
     assert after.headers["X-Data-Version"] == version != before.headers["X-Data-Version"]
     assert after.headers["ETag"].strip('"').startswith(f"d{version}-")
     assert _headers(after) == _headers(flask.get("/api/v1/postcodes/SW1A1AA"))
+    # A refresh of the lookup: a new lookup version in the ETag, as in the Flask route's.
+    cli(loaded, "postcodes", "refresh", "--force", _need_shared(CODEPOINT))
+    refreshed = fast.get("/api/v1/postcodes/SW1A1AA")
+    assert refreshed.headers["ETag"] != after.headers["ETag"]
+    assert _headers(refreshed) == _headers(flask.get("/api/v1/postcodes/SW1A1AA"))
 
 
 @pytest.mark.slow

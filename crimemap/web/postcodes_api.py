@@ -161,7 +161,10 @@ class FastLookup:
     200 answer directly: the body as ``jsonify`` writes it, ``ETag`` and
     ``Cache-Control`` (:mod:`crimemap.web.caching`), the security headers
     (:func:`crimemap.web.headers.api_security_headers`), ``X-Data-Version``
-    and ``X-Request-Id`` (:mod:`crimemap.web.errors`). Every other request,
+    and ``X-Request-Id`` (:mod:`crimemap.web.errors`). The data and lookup
+    versions in ``X-Data-Version`` and the ETag are those the answer was
+    built from, as the lookup last read them (``POSTCODES_RECHECK_S``), so a
+    request costs no store query. Every other request,
     and any request whose answer is not a plain 200 (an invalid, unknown or
     terminated postcode, no lookup loaded, a store error), goes to Flask,
     which renders it as before.
@@ -214,8 +217,12 @@ class FastLookup:
         if lookup is None:
             return None, None, None
         body = _dumps({"status": 200, "result": resolve(lookup, postcode)})
-        data = store.meta().get("data_version", "0")
-        etag = caching.etag_for(app, data, caching.lookup_version(config), path)
+        # The versions this answer came from: the store data its areas were joined from and the postcode
+        # lookup's own, as the lookup last read them (at most POSTCODES_RECHECK_S ago); no query here.
+        data = getattr(lookup.areas, "data_version", None)
+        if data is None:
+            data = store.meta().get("data_version", "0")
+        etag = caching.etag_for(app, data, lookup.version, path)
         given = environ.get("HTTP_X_REQUEST_ID", "")
         rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
