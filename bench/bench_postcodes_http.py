@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python bench/bench_postcodes_http.py            # ~4 minutes: 1, 10 and 50 clients, 10 s each, 3 rounds
+    python bench/bench_postcodes_http.py            # ~6 minutes: 1, 10 and 50 clients, 10 s each, 3 rounds
     python bench/bench_postcodes_http.py --quick    # 3 s per level
     python bench/bench_postcodes_http.py --rounds 5 # more interleaved rounds (medians reported)
     python bench/bench_postcodes_http.py --write    # also rewrite "Postcode lookup (HTTP)" in bench/RESULTS.md
@@ -10,7 +10,7 @@ Run from the repository root::
 
 It builds an instance (the 2022 approximate wards, the LAD 2022 boroughs and
 the Code-Point Open London extract from ../shared/data) in a temporary
-folder, starts two ``crimemap serve`` servers (gunicorn, the configured
+folder, starts three servers (gunicorn, the configured
 workers and threads) on free 127.0.0.1 ports, and drives them with ``wrk``
 (Debian package ``wrk``; installed with apt-get when missing and running as
 root):
@@ -19,13 +19,16 @@ root):
   log, as shipped);
 - **baseline**: the same server with every request through Flask and the
   access log on (``POSTCODES_FAST_PATH=0``, ``ACCESS_LOG=-``), as before the
-  fast path.
+  fast path;
+- **floor**: gunicorn with the same settings serving a do-nothing WSGI app
+  (``bench/_floor_wsgi.py``): what the server and the machine cost alone, so
+  a busy machine's share of p99 can be told from the app's.
 
 Each level is ``wrk -t1 -cN -dS --latency`` with a Lua script cycling through
 2,000 random real postcodes in a random spelling (lower case, no space),
 after a warm-up (3 s at 50 clients, so every worker has built its lookup,
-then 1 s at the level). The two servers take turns, level by level and round
-by round (the order alternates), so a busy machine weighs on both alike; the
+then 1 s at the level). The servers take turns, level by level and round
+by round (the order alternates), so a busy machine weighs on all alike; the
 table gives the median of the rounds. wrk is a closed loop: each of the N
 connections sends its next request when the last answer arrives, so N is the
 number of concurrent clients.
@@ -118,11 +121,17 @@ def free_port():
 
 
 @contextlib.contextmanager
-def server(instance, port, env=None, name="serve"):
+def server(instance, port, env=None, name="serve", floor_of=None):
+    """``crimemap serve`` on ``port``; with ``floor_of`` (settings), gunicorn serving bench/_floor_wsgi.py instead."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     log = open(Path(instance) / f"{name}.log", "w", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    if floor_of is None:
+        command = [sys.executable, "-m", "crimemap", "--instance", str(instance), "serve", "--port", str(port)]
+    else:  # the same worker class, workers, threads and keep-alive as crimemap/server.py
+        command = [sys.executable, "-m", "gunicorn", "--pythonpath", str(Path(__file__).parent), "--bind",
+                   f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", str(floor_of["WORKERS"]),
+                   "--threads", str(floor_of["THREADS"]), "--keep-alive", "5", "_floor_wsgi:app"]
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         import requests
 
@@ -320,11 +329,13 @@ def load_average():
         return float("nan")
 
 
-# The two servers the bench compares, each a name, a label for the table and CRIMEMAP_* settings.
+# The servers the bench compares, each a name, a label and CRIMEMAP_* settings; "floor" is gunicorn with
+# the same settings serving a do-nothing app (bench/_floor_wsgi.py): what the server and machine cost alone.
 SERVERS = (
     ("current", "fast path, no access log (as shipped)", {}),
     ("baseline", "Flask route, access log on (before)", {"CRIMEMAP_POSTCODES_FAST_PATH": "0",
                                                          "CRIMEMAP_ACCESS_LOG": "-"}),
+    ("floor", "gunicorn serving a do-nothing app", {}),
 )
 
 
@@ -343,7 +354,9 @@ def report(args, results, setup_s, settings, generator, prof, loads):
              f"{loads[1]:.2f} at the end). Servers: `crimemap serve` = gunicorn, {settings['WORKERS']} workers "
              f"× {settings['THREADS']} threads (gthread), on 127.0.0.1: **current** as shipped (the postcode "
              f"fast path, no access log) and **baseline** with `POSTCODES_FAST_PATH=0 ACCESS_LOG=-` (every "
-             f"request through Flask, one access line each: the server before the fast path). Instance: 2022 "
+             f"request through Flask, one access line each: the server before the fast path); **floor** is "
+             f"gunicorn with the same settings serving a do-nothing app (`bench/_floor_wsgi.py`, a fixed "
+             f"440-byte JSON body): what gunicorn, the sockets and the machine cost alone. Instance: 2022 "
              f"approximate wards + LAD 2022 boroughs + the Code-Point Open London extract (180,792 postcodes), "
              f"built in {setup_s:.0f} s. Requests: `GET /api/v1/postcodes/<pc>` over {SAMPLE:,} random real "
              f"postcodes, half typed lower case without the space. {generator}", "",
@@ -359,23 +372,27 @@ def report(args, results, setup_s, settings, generator, prof, loads):
                          f"{_median(rows, 'p99_ms'):.2f} ms | {bad}{' (' + errors + ')' if errors else ''} | "
                          f"{cpu_us:.0f} µs | {_median(rows, 'client_cpu_s'):.1f} s |")
     rounds = max(r["round"] for r in results) + 1
-    lines += ["", f"Medians of {rounds} rounds of {seconds} s per level and server, the two servers taking turns "
-              "(alternating order) so that a busy machine weighs on both alike; every level after a 3 s warm-up "
+    lines += ["", f"Medians of {rounds} rounds of {seconds} s per level and server, the servers taking turns "
+              "(alternating order) so that a busy machine weighs on all alike; every level after a 3 s warm-up "
               "of every worker at 50 clients and 1 s at the level. Server CPU per request is the gunicorn "
               "processes' user + system CPU over the level divided by the requests answered; client CPU is "
               f"wrk's, of {2 * seconds} core-seconds available on 2 cores per level."]
     at10 = {name: [r for r in results if r["clients"] == 10 and r["server"] == name] for name, _, _ in SERVERS}
-    held = sum(r["p99_ms"] < 10 for r in at10["current"])
+    held = {name: sum(r["p99_ms"] < 10 for r in rows) for name, rows in at10.items()}
+    n10 = len(at10["current"])
     lines += ["", "At 10 clients, round by round (1-minute load average when the round started): current p99 " +
               ", ".join(f"{r['p99_ms']:.1f} ms ({r['load']:.1f})" for r in at10["current"]) +
               "; baseline p99 " + ", ".join(f"{r['p99_ms']:.1f} ms" for r in at10["baseline"]) +
-              f". p99 under 10 ms at 10 clients held in **{held} of {len(at10['current'])}** rounds of the "
-              f"current server; requests/s at 10 clients {_median(at10['current'], 'rps'):,.0f} "
+              "; floor p99 " + ", ".join(f"{r['p99_ms']:.1f} ms" for r in at10["floor"]) +
+              f". p99 under 10 ms at 10 clients held in **{held['current']} of {n10}** rounds of the current "
+              f"server ({held['baseline']} of {n10} for the baseline, {held['floor']} of {n10} for the floor); "
+              f"requests/s at 10 clients {_median(at10['current'], 'rps'):,.0f} "
               f"({_median(at10['current'], 'rps') / _median(at10['baseline'], 'rps'):.1f}× the baseline's).",
               "",
               "Targets: p99 under 10 ms at 10 clients, and at least 2,000 requests/s. The machine is shared: a "
               "load average above 2 means other processes competed for the 2 cores, and p99 then measures the "
-              "scheduler as much as the server; expect large swings between runs."]
+              "scheduler as much as the server (the floor row shows how much: a server that does nothing); "
+              "expect large swings between runs."]
     if prof:
         current10 = at10["current"]
         per_request = statistics.median(1e6 * r["server_cpu_s"] / r["requests"] for r in current10)
@@ -432,7 +449,8 @@ def main():
             ports, pids = {}, {}
             for name, _, env in SERVERS:
                 ports[name] = free_port()
-                proc = stack.enter_context(server(instance, ports[name], env=env, name=f"serve-{name}"))
+                proc = stack.enter_context(server(instance, ports[name], env=env, name=f"serve-{name}",
+                                                  floor_of=settings if name == "floor" else None))
                 pids[name] = process_tree(proc.pid)
                 # Every worker builds its lookup's areas on its first request: warm them all up first.
                 load(ports[name], 50, 3)
