@@ -82,23 +82,50 @@ def test_every_postcode_resolves_to_the_ward_polygon_that_contains_it(client, lo
         .groupby("postcode")[["WD22CD", "LAD22CD"]].first()
     in_borough = geopandas.sjoin(points, boroughs[[code_col, "geometry"]], predicate="intersects") \
         .sort_values(code_col).groupby("postcode")[code_col].first().to_dict()
-    expected = {}
-    for name in names:
-        if name in in_ward.index:
-            expected[name] = tuple(in_ward.loc[name])
-        else:
-            expected[name] = (None, in_borough.get(name, codepoint[name][4]))
+    ward_of = dict(zip(in_ward.index, zip(in_ward["WD22CD"], in_ward["LAD22CD"])))
+    expected = {name: ward_of.get(name) or (None, in_borough.get(name, codepoint[name][4])) for name in names}
     outside = [n for n, (ward, _) in expected.items() if ward is None]
     assert len(outside) == 22
 
+    get_json = _wsgi_get_json(client.application)
     wrong = []
     for name in names:
-        body = client.get("/api/v1/postcodes/" + name.replace(" ", "").lower()).get_json()
+        body = get_json("/api/v1/postcodes/" + name.replace(" ", "").lower())
         result = body.get("result") or {}
         got = ((result.get("ward") or {}).get("code"), (result.get("borough") or {}).get("code"))
         if body.get("status") != 200 or got != expected[name]:
             wrong.append((name, body.get("status"), got, expected[name]))
     assert wrong[:20] == [] and len(wrong) == 0
+
+
+def _wsgi_get_json(app):
+    """GET through the whole WSGI app (fast path and Flask alike), without the test client's per-call cost.
+
+    The environ is the test client's own for a GET, built once; each call swaps in
+    the path and a fresh empty body. For 180,792 calls this saves most of the time
+    (werkzeug's EnvironBuilder, cookies and URL rebuilding), not any of the app's work.
+    """
+    import io
+    import json
+
+    from werkzeug.test import EnvironBuilder
+
+    template = EnvironBuilder(path="/", method="GET").get_environ()
+
+    def get_json(path):
+        environ = dict(template, PATH_INFO=path, REQUEST_URI=path, RAW_URI=path)
+        environ["wsgi.input"] = io.BytesIO()
+        headers = []
+        body = app(environ, lambda status, response_headers, exc_info=None: headers.append(response_headers))
+        try:
+            data = b"".join(body)
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+        assert ("Content-Type", "application/json") in headers[0], headers
+        return json.loads(data)
+
+    return get_json
 
 
 def test_invalid_postcode_is_400(client):
