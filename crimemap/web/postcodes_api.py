@@ -188,10 +188,13 @@ class FastLookup:
         self.data_version_header = headers.DATA_VERSION_HEADER
 
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+        raw = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING") or FAST_PREFIX not in raw:
             return self.wrapped(environ, start_response)
-        # Flask routes on this same decoded path (werkzeug's Request.path).
-        path = "/" + environ.get("PATH_INFO", "").encode("latin1").decode(errors="replace").lstrip("/")
+        try:  # Flask routes on this same decoded path (werkzeug's Request.path)
+            path = "/" + raw.encode("latin1").decode(errors="replace").lstrip("/")
+        except UnicodeError:  # not a WSGI (latin-1) string: Flask decides
+            return self.wrapped(environ, start_response)
         postcode = path[len(FAST_PREFIX):]
         if not path.startswith(FAST_PREFIX) or not postcode or "/" in postcode \
                 or any(key in environ for key in _CONDITIONAL):
