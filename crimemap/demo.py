@@ -124,7 +124,7 @@ def ensure_demo_instance(settings, echo=None):
         say(f"Using the demo instance in {folder} (built {marker['built_at']}, "
             f"months {marker['months'][0]} to {marker['months'][-1]}).")
     else:
-        build_demo_instance(folder, echo=say)
+        build_demo_instance(folder, echo=say, environ={})  # always the embedded store
     return dict(settings, INSTANCE=str(folder), DEMO=True, DATABASE_URL="", DATABASE_READ_URL="")
 
 
@@ -138,11 +138,19 @@ def _current(folder):
     return marker.get("demo_version") == DEMO_VERSION and (folder / STORE_FILE).is_file()
 
 
-def build_demo_instance(folder, end_month=None, seed=SEED, echo=None):
+def _database_environ():
+    """The environment's ``CRIMEMAP_DATABASE_*`` variables: where every crimemap command keeps its data."""
+    return {key: value for key, value in os.environ.items() if key.startswith("CRIMEMAP_DATABASE_")}
+
+
+def build_demo_instance(folder, end_month=None, seed=SEED, echo=None, environ=None):
     """Generate Demo London and load it into a new instance at ``folder``.
 
-    The instance is built in a sibling folder and moved into place at the
-    end; an instance already at ``folder`` is replaced only then.
+    In the embedded store, the instance is built in a sibling folder and
+    moved into place at the end; an instance already at ``folder`` is
+    replaced only then. In a PostGIS database (``DATABASE_URL``), it is loaded
+    into the schema of ``folder`` itself, which must then be its own
+    (``DATABASE_SCHEMA=instance``): give a new folder.
 
     Parameters
     ----------
@@ -155,13 +163,24 @@ def build_demo_instance(folder, end_month=None, seed=SEED, echo=None):
         Seed of every random choice.
     echo : callable, optional
         Called with one line of progress text at a time.
+    environ : mapping, optional
+        ``CRIMEMAP_DATABASE_*`` variables naming the store to build in; by
+        default the process environment's, as for any crimemap command.
+        ``{}``: the embedded store (what ``serve --demo`` uses).
 
     Returns
     -------
     dict
         The marker written into the instance: version, months, counts.
+
+    Raises
+    ------
+    StoreError
+        For a PostGIS database with a ``DATABASE_SCHEMA`` other than
+        ``instance``: the demo never writes into a shared schema.
     """
     from crimemap.config import load_settings
+    from crimemap.errors import StoreError
     from crimemap.ingest import ingest_crimes, load_boundaries
     from crimemap.population import load_population
     from crimemap.store import open_store
@@ -170,13 +189,22 @@ def build_demo_instance(folder, end_month=None, seed=SEED, echo=None):
     started = time.perf_counter()
     folder = Path(folder).resolve()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{folder.name}-build-", dir=folder.parent))
-    build.chmod(0o755)  # mkdtemp makes it private; an instance folder is not
+    environ = _database_environ() if environ is None else dict(environ)
+    target = load_settings(instance=folder, overrides={"DEMO": True}, environ=environ)
+    if target["DATABASE_URL"]:
+        if target["DATABASE_SCHEMA"] != "instance":
+            raise StoreError("the demo is built into a PostGIS database only in its own schema "
+                             "(DATABASE_SCHEMA=instance), never into a shared one")
+        folder.mkdir(exist_ok=True)
+        build = folder  # the schema is named after the folder: build in place
+    else:
+        build = Path(tempfile.mkdtemp(prefix=f".{folder.name}-build-", dir=folder.parent))
+        build.chmod(0o755)  # mkdtemp makes it private; an instance folder is not
     try:
         say(f"Building the synthetic demo instance in {folder} ...")
         with tempfile.TemporaryDirectory(prefix="crimemap-demo-") as scratch:
             files = generate_demo_files(scratch, end_month=end_month, seed=seed)
-            settings = load_settings(instance=build, overrides={"DEMO": True}, environ={})
+            settings = load_settings(instance=build, overrides={"DEMO": True}, environ=environ)
             store = open_store(settings)
             for level in ("borough", "ward", "lsoa"):
                 load_boundaries(store, files[level], level, settings=settings)
@@ -196,9 +224,11 @@ def build_demo_instance(folder, end_month=None, seed=SEED, echo=None):
             "crimes": {k: summary[k] for k in ("rows_read", "joined", "no_location", "outside", "rejected")},
         }
         (build / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
-        _swap_in(build, folder)
+        if build != folder:
+            _swap_in(build, folder)
     except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
+        if build != folder:
+            shutil.rmtree(build, ignore_errors=True)
         raise
     say(f"Demo London ready: {files['areas']['borough']} boroughs, {files['areas']['ward']} wards, "
         f"{summary['rows_read']:,} crimes from {files['months'][0]} to {files['months'][-1]} "

@@ -18,7 +18,8 @@ def built(tmp_path_factory):
     (instance / "real-data.txt").write_text("a real instance's own file")
     settings = load_settings(instance=instance, environ={})
     lines = []
-    marker = demo.build_demo_instance(instance / demo.FOLDER, end_month=END, echo=lines.append)
+    # The demo serve --demo uses: always the embedded store (environ={}), on either test leg.
+    marker = demo.build_demo_instance(instance / demo.FOLDER, end_month=END, echo=lines.append, environ={})
     served = demo.ensure_demo_instance(settings, echo=lines.append)
     return {"instance": instance, "settings": settings, "served": served, "marker": marker, "lines": lines}
 
@@ -106,7 +107,7 @@ def test_figures_agree_with_the_generated_files(built, tmp_path):
 def test_an_older_demo_is_rebuilt(tmp_path):
     settings = load_settings(instance=tmp_path, environ={})
     folder = tmp_path / demo.FOLDER
-    demo.build_demo_instance(folder, end_month=END)
+    demo.build_demo_instance(folder, end_month=END, environ={})
     marker = json.loads((folder / demo.MARKER).read_text())
     marker["demo_version"] = demo.DEMO_VERSION - 1
     (folder / demo.MARKER).write_text(json.dumps(marker))
@@ -129,3 +130,23 @@ def test_the_demo_never_uses_a_configured_database(built):
     assert store.dialect == "sqlite"
     assert store.meta()["demo"] == "1"
     assert settings["DATABASE_URL"].startswith("postgresql://")  # the caller's settings are not changed
+
+
+def test_a_demo_built_in_postgis_lives_in_its_folders_own_schema(postgis_url, tmp_path):
+    """build_demo_instance with a PostGIS DATABASE_URL (as on the PostGIS test leg) loads into the folder's schema."""
+    from crimemap.errors import StoreError
+
+    environ = {"CRIMEMAP_DATABASE_URL": postgis_url, "CRIMEMAP_DATABASE_SCHEMA": "instance"}
+    folder = tmp_path / "pg-demo"
+    marker = demo.build_demo_instance(folder, end_month=END, environ=environ)
+    store = open_store(load_settings(instance=folder, environ=environ), readonly=True)
+    assert store.dialect == "postgresql"
+    assert not (folder / STORE_FILE).exists() and (folder / demo.MARKER).is_file()
+    status = store.status()
+    assert status["demo"] is True and status["months"] == marker["months"]
+    assert {layer["level"]: layer["areas"] for layer in status["layers"]} == marker["areas"]
+    assert status["crimes"]["rows_read"] == marker["crimes"]["rows_read"]
+    # Never into a shared schema.
+    with pytest.raises(StoreError, match="its own schema"):
+        demo.build_demo_instance(tmp_path / "shared", end_month=END,
+                                 environ={"CRIMEMAP_DATABASE_URL": postgis_url, "CRIMEMAP_DATABASE_SCHEMA": "crimemap"})

@@ -15,7 +15,7 @@ def demo_instance(tmp_path_factory):
     from crimemap import demo
 
     folder = tmp_path_factory.mktemp("health") / "instance"
-    demo.build_demo_instance(folder, end_month=END)
+    demo.build_demo_instance(folder, end_month=END, environ={})  # an SQLite file these tests copy and break
     return folder
 
 
