@@ -412,3 +412,33 @@ def test_read_only_stores_read_from_the_replica_and_writes_go_to_the_primary(pg_
     assert primary.data_version() == store.data_version() != "0"
     replica = open_store({**settings, "DATABASE_READ_URL": pg_url}, readonly=True)
     assert replica.meta() == store.meta()
+
+
+def test_writers_of_one_schema_queue_like_sqlites(pg_url, tmp_path):
+    import threading
+
+    from crimemap.store import open_store
+
+    settings = _settings(tmp_path / "instance", pg_url)
+    first, second = open_store(settings), open_store(settings)
+    order, inside = [], threading.Event()
+
+    def write(store, name, hold):
+        with store.writer() as writer:
+            order.append(f"{name} in")
+            inside.set()
+            time.sleep(hold)
+            writer.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                           "SET value = meta.value || excluded.value", ("who", name))
+            writer.changed = True
+            order.append(f"{name} out")
+
+    a = threading.Thread(target=write, args=(first, "a", 1.0))
+    a.start()
+    assert inside.wait(30)
+    b = threading.Thread(target=write, args=(second, "b", 0))
+    b.start()
+    a.join(60)
+    b.join(60)
+    assert order == ["a in", "a out", "b in", "b out"]
+    assert first.meta()["who"] == "ab" and first.data_version() == "2"
