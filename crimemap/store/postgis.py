@@ -12,6 +12,7 @@ or none of it, and a writer killed halfway leaves nothing behind.
 import atexit
 import contextlib
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -25,6 +26,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from crimemap.errors import StoreError, StoreUnavailable
 from crimemap.store import Store
 from crimemap.store.postgis_sql import GeometryLoader, NumericLoader, schema_name, translate
+
+# The pool logs every failed connection attempt as a warning. With no logging set up (a
+# CLI run) Python would print each one to stderr next to the one clear error line; a
+# NullHandler stops that, and a server that configures logging still records them.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 _POOLS = {}
 _POOLS_LOCK = threading.Lock()
