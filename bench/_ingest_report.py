@@ -7,6 +7,11 @@ import os
 from _ingest_common import SECTION, CHUNK_ROWS  # noqa: E402
 
 
+def turns(args):
+    rounds = args.rounds or (1 if args.quick else 2)
+    return "one round" if rounds == 1 else f"{rounds} rounds"
+
+
 def rate(points, seconds):
     return f"{points / seconds / 1e6:.2f} M/s"
 
@@ -40,7 +45,7 @@ def render(args, reader, ours, base, ingest, synth, small, big, elapsed, load_be
         "(`getrusage(RUSAGE_SELF).ru_maxrss` at its end, imports and boundaries included). Throughput is points "
         "per second of wall time from boundaries in memory to every point assigned (index build included, "
         f"imports and reading the boundary files not). Chunks of {CHUNK_ROWS:,} rows on both sides. crimemap and "
-        f"the baseline take turns ({'one round' if args.quick else 'two rounds'}; the fastest run of each is kept). "
+        f"the baseline take turns ({turns(args)}; the fastest run of each is kept). "
         "crimemap uses both cores: `read_points` parses clean blocks with pyarrow (its own threads) and reads the "
         "next chunk in a worker thread while the caller reprojects and joins the current one, and the next file "
         "starts reading while the current one is worked on (`one_file_ahead`, as `ingest_crimes` does); the "
@@ -90,7 +95,7 @@ def render(args, reader, ours, base, ingest, synth, small, big, elapsed, load_be
         "",
     ]
     if synth is None:
-        return "\n".join(lines + verdict(reader, ours, base, None, small, big, args.quick)) + "\n"
+        return "\n".join(lines + verdict(reader, ours, base, None, small, big, args.quick, load)) + "\n"
     lines += [
         "### Synthetic points: police.uk street CSV, distinct 6-decimal coordinates uniform inside the 657 wards",
         "",
@@ -134,12 +139,12 @@ def render(args, reader, ours, base, ingest, synth, small, big, elapsed, load_be
                   f"(sjoin over {big:,} rows would take most of the run on its own; `--full-baseline` "
                   "measures it).", ""]
     lines += ["Where the time goes: " + " ".join(f"{note}." for note in notes), ""]
-    lines += verdict(reader, ours, base, synth, small, big, args.quick)
+    lines += verdict(reader, ours, base, synth, small, big, args.quick, load)
     text = "\n".join(lines) + "\n"
     return text
 
 
-def verdict(reader, ours, base, synth, small, big, quick):
+def verdict(reader, ours, base, synth, small, big, quick, load):
     """One line per target of the issue: met or not, and the measurement that says why."""
     n = ours["points"]
     ratio = base["seconds"] / ours["seconds"]
@@ -158,7 +163,8 @@ def verdict(reader, ours, base, synth, small, big, quick):
         "blocks of JSON Lines are gunzipped in a worker thread, parsed by pyarrow and checked vectorised; a block "
         "with any problem is read record by record as before.",
         f"- 3× the baseline on the real points (ingest + join): {mark(ratio >= 3)} ({ratio:.1f}× in wall time, "
-        f"{base['cpu_s'] / ours['cpu_s']:.1f}× in CPU time, in a first ingest: the location cache starts empty). "
+        f"{base['cpu_s'] / ours['cpu_s']:.1f}× in CPU time, in a first ingest: the location cache starts empty; "
+        f"{load}). "
         f"Waiting for chunks is {read_share:.0%} of crimemap's time here; reprojecting and joining each of the "
         f"{ours.get('joined_locations', 0):,} map points once, with the cache's look-ups, takes "
         f"{ours['parts'].get('join', 0.0):.2f} s "
