@@ -107,7 +107,9 @@ def build_city(folder, met_rows=None, hostile_names=None):
     _write_crimes(src / "2024-met-street.csv", "Metropolitan Police Service", MET_CRIMES, [no_location])
     _write_crimes(src / "2024-city-street.csv", "City of London Police", CITY_CRIMES)
 
-    settings = {"INSTANCE": str(folder / "instance")}
+    from tests.conftest import settings_for
+
+    settings = settings_for(folder / "instance")  # the test leg's store (embedded or PostGIS)
     s = open_store(settings)
     load_boundaries(s, src / "boroughs.geojson", "borough", settings=settings)
     load_boundaries(s, src / "wards.geojson", "ward", settings=settings)
@@ -127,7 +129,7 @@ def build_city(folder, met_rows=None, hostile_names=None):
     if hostile_names:
         with s.writer() as writer:
             for code, name in hostile_names.items():
-                writer.conn.execute("UPDATE areas SET name = ? WHERE code = ?", (name, code))
+                writer.execute("UPDATE areas SET name = ? WHERE code = ?", (name, code))
             writer.changed = True
     return settings
 
@@ -267,7 +269,9 @@ def test_band_edges():
 
 
 def test_no_layer_loaded_is_an_unknown_area(tmp_path):
-    empty = open_store({"INSTANCE": str(tmp_path)}, readonly=True)
+    from tests.conftest import settings_for
+
+    empty = open_store(settings_for(tmp_path), readonly=True)
     with pytest.raises(UnknownArea):
         figures.area_figures(empty, "ward", BOTH)
     assert figures.latest_months(empty, 12) == []

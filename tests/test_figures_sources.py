@@ -126,10 +126,10 @@ def test_met_months_read_packed_equal_the_stored_rows(tmp_path):
     writable = open_store(settings)
     with writable.writer() as writer:
         # A type text holding the packed read's separator: its month must be read row by row.
-        writer.conn.execute(
+        writer.execute(
             "INSERT INTO area_counts SELECT batch_id, level, code, name, borough_code, borough_name, 'THEFT', "
-            "'ODD' || char(31) || 'TYPE', month, 5 FROM area_counts WHERE level = 'ward' AND month = '2024-01' "
-            "LIMIT 1")
+            "'ODD' || ? || 'TYPE', month, 5 FROM area_counts WHERE level = 'ward' AND month = '2024-01' "
+            "LIMIT 1", ("\x1f",))
         writer.changed = True
     store = open_store(settings, readonly=True)
     packed = sources._packed_months(store, "ward", BOTH)
