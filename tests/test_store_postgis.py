@@ -309,18 +309,37 @@ def test_unreachable_database_is_503_and_bad_url_a_clear_cli_message(tmp_path):
 
 
 def test_dropped_connections_reconnect_by_themselves(pg_url, tmp_path):
-    store, _, _ = _city_store(pg_url, tmp_path, months=1)
-    version = store.data_version()
-    # The server drops every crimemap connection (a restart, a failover): the pool replaces them.
+    import contextlib
+    import threading
+
     import psycopg
 
+    from crimemap.store import open_store
+
+    _, settings, _ = _city_store(pg_url, tmp_path, months=1)
+    # Its own pool (another size), short timeout: a slow recovery would be a 503 here.
+    store = open_store({**settings, "DATABASE_POOL_MAX": 7, "DATABASE_TIMEOUT_S": 3.0})
+    version = store.data_version()
+    # Six connections in use at once, then idle in the pool.
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(store.connection()) for _ in range(6)]
+        assert len({id(c) for c in conns}) == 6
+    # The server drops every crimemap connection (a restart, a failover): the pool replaces them.
     with psycopg.connect(pg_url, autocommit=True) as conn:
         killed = conn.execute("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
                               "WHERE application_name = 'crimemap' AND pid <> pg_backend_pid()").fetchone()[0]
-    assert killed >= 1
+    assert killed >= 6
     assert store.data_version() == version
     with store.snapshot():
         assert store.data_version() == version
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(store.data_version())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers == [version] * 4
+    store.close()
 
 
 def test_snapshot_sees_one_version_while_a_write_lands(pg_url, tmp_path):

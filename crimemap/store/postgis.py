@@ -78,17 +78,31 @@ def _pool(url, max_size, timeout):
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
         if pool is None:
-            # check: a connection the server dropped (restart, failover, idle kill) is
-            # replaced when it is taken from the pool, so the next request after the
-            # database comes back works without a restart of crimemap.
             pool = ConnectionPool(url, min_size=1, max_size=max_size, timeout=timeout, open=False,
                                   kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout)),
                                           "application_name": "crimemap"},
-                                  configure=_configure, check=ConnectionPool.check_connection,
-                                  name=f"crimemap-{len(_POOLS) + 1}")
+                                  configure=_configure, name=f"crimemap-{len(_POOLS) + 1}")
             pool.open(wait=False)
             _POOLS[key] = pool
         return pool
+
+
+def _alive(pool, conn):
+    """``conn`` if it still works; else a new connection, after dropping every idle one.
+
+    A connection the server dropped (a restart, a failover, an idle kill) fails
+    this one-round-trip check. Its idle siblings are dead too, so the pool is
+    drained at once rather than each being found out in turn (the pool's own
+    per-connection check waits longer after every failure), and the next
+    request after the database comes back works without a restart of crimemap.
+    """
+    try:
+        ConnectionPool.check_connection(conn)
+        return conn
+    except psycopg.OperationalError:
+        pool.putconn(conn)
+        pool.drain()
+        return pool.getconn()
 
 
 @atexit.register
@@ -171,10 +185,14 @@ class PostGISStore(Store):
     @contextlib.contextmanager
     def connection(self, write=False):
         """A pooled connection in autocommit mode with this instance's schema first on the search path."""
+        pool = self._pool(write)
         with unavailable_as_store_error():
-            with self._pool(write).connection() as conn:
+            conn = _alive(pool, pool.getconn())
+            try:
                 self._use_schema(conn)
                 yield conn
+            finally:
+                pool.putconn(conn)
 
     def _use_schema(self, conn):
         _register_geometry(conn)

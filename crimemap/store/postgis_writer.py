@@ -29,31 +29,59 @@ _LOCK_EXTENSION = "crimemap:create-extension-postgis"
 
 @contextlib.contextmanager
 def open_writer(store):
-    """Yield a :class:`PostGISWriter` in one transaction on the primary; commit when the block ends."""
+    """Yield a :class:`PostGISWriter` in one transaction on the primary; commit when the block ends.
+
+    The schema's advisory lock is taken on the session *before* the transaction
+    begins, so a writer that waited for another starts its transaction after
+    that one committed and sees everything it created (a transaction-level lock
+    taken inside an older transaction can miss a schema created meanwhile).
+    The lock goes with the session if the process dies.
+    """
+    key = f"crimemap:{store.schema}"
     with store.connection(write=True) as conn:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"crimemap:{store.schema}",))
-            ensure_schema(conn, store.schema)
-            writer = PostGISWriter(conn, store.schema)
-            yield writer
-            writer.finish()
-        # Committed: readers' next snapshot sees it. The tables exist from now on.
-        store._ready = True
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            if not _register_geometry(conn):
+                create_postgis(conn)
+            with conn.transaction():
+                ensure_schema(conn, store.schema)
+                writer = PostGISWriter(conn, store.schema)
+                yield writer
+                writer.finish()
+            # Committed: readers' next snapshot sees it. The tables exist from now on.
+            store._ready = True
+        finally:
+            _unlock(conn, key)
+
+
+def _unlock(conn, key):
+    """Release the session lock; a connection that cannot is closed (the server then drops the lock)."""
+    if conn.closed or conn.broken:
+        return
+    try:
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+    except psycopg.Error:
+        conn.close()
+
+
+def create_postgis(conn):
+    """CREATE EXTENSION postgis (once per database; concurrent first writers queue on a lock)."""
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (_LOCK_EXTENSION,))
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public")
+    except psycopg.errors.InsufficientPrivilege:
+        raise StoreError("the database has no PostGIS: run CREATE EXTENSION postgis in it as a superuser, "
+                         "or let crimemap's user create it") from None
+    except (psycopg.errors.FeatureNotSupported, psycopg.errors.UndefinedFile):
+        raise StoreError("PostGIS is not installed on the database server (Debian: postgresql-15-postgis-3)") \
+            from None
+    finally:
+        _unlock(conn, _LOCK_EXTENSION)
+    _register_geometry(conn)
 
 
 def ensure_schema(conn, schema):
-    """Create PostGIS (if missing), the schema and its tables, inside the open transaction."""
-    if not _register_geometry(conn):
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_LOCK_EXTENSION,))
-        try:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public")
-        except psycopg.errors.InsufficientPrivilege:
-            raise StoreError("the database has no PostGIS: run CREATE EXTENSION postgis in it as a superuser, "
-                             "or let crimemap's user create it") from None
-        except psycopg.errors.FeatureNotSupported:
-            raise StoreError("PostGIS is not installed on the database server (Debian: postgresql-15-postgis-3)") \
-                from None
-        _register_geometry(conn)
+    """Create the schema and its tables (if missing) inside the open transaction."""
     conn.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(schema)))
     for statement in pg_ddl(SCHEMA):
         conn.execute(statement)
