@@ -1,11 +1,9 @@
 """Public pages on a demo instance: banner, attribution, data table, offline assets, escaping."""
 
-import contextlib
 import html as htmllib
 import io
 import json
 import re
-import sqlite3
 from html.parser import HTMLParser
 
 import folium
@@ -20,6 +18,7 @@ from crimemap import demo, figures
 from crimemap.attribution import ATTRIBUTION, DEMO_NOTICE
 from crimemap.store import open_store
 from crimemap.web import create_app
+from tests.conftest import settings_for
 
 HOSTILE = "<script>alert(1)</script> Demo Ward"
 HOSTILE_STREET = "<script>alert(2)</script> On or near <b>Evil</b> Street"
@@ -32,11 +31,11 @@ def instance(tmp_path_factory):
     """A demo instance (built once for the module) with one ward given a hostile name."""
     folder = tmp_path_factory.mktemp("pages") / "demo"
     demo.build_demo_instance(folder, end_month=END)
-    store = open_store({"INSTANCE": str(folder)})
+    store = open_store(settings_for(folder))
     with store.writer() as writer:
-        writer.conn.execute("UPDATE areas SET name = ? WHERE code = 'E05900001'", (HOSTILE,))
+        writer.execute("UPDATE areas SET name = ? WHERE code = 'E05900001'", (HOSTILE,))
         # One published location of WARD gets a hostile street text (the map's popups show it).
-        writer.conn.execute(
+        writer.execute(
             "UPDATE crimes SET street = ? WHERE location_id = (SELECT la.location_id FROM location_areas la "
             "JOIN layers l ON l.id = la.layer_id JOIN crimes c ON c.location_id = la.location_id "
             "WHERE l.level = 'ward' AND la.code = ? AND c.month = ? LIMIT 1)", (HOSTILE_STREET, WARD, END))
@@ -88,7 +87,7 @@ def _table_counts(html):
 
 
 def _expected(instance, level):
-    store = open_store({"INSTANCE": str(instance)}, readonly=True)
+    store = open_store(settings_for(instance), readonly=True)
     result = figures.area_figures(store, level, figures.latest_months(store, 12), with_geometry=False)
     return {code: "no data" if n is None else f"{n:,}" for code, n in zip(result["code"], result["count"])}
 
@@ -161,7 +160,7 @@ def test_hostile_area_names_are_escaped(client):
 def test_area_page(client, instance):
     html = _page(client, "/area/ward/E05900002")
     _every_page_shows(html)
-    store = open_store({"INSTANCE": str(instance)}, readonly=True)
+    store = open_store(settings_for(instance), readonly=True)
     months = figures.latest_months(store, 12)
     row = figures.find_area(figures.area_figures(store, "ward", months, with_geometry=False), "E05900002")
     assert _has(html, row["name"]) and _has(html, row["borough_name"])
@@ -217,11 +216,30 @@ def test_empty_instance_says_nothing_is_loaded(tmp_path):
     assert not _has(html, DEMO_NOTICE)
 
 
-# --- independent computations, straight from the SQLite file with pandas and shapely ---------------
+# --- independent computations, straight from the store's tables with pandas and shapely -------------
+
+
+class _Db:
+    """Plain SQL on the test leg's store (SQLite file or PostGIS schema), as a context manager."""
+
+    def __init__(self, instance):
+        self.store = open_store(settings_for(instance), readonly=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def rows(self, sql, params=()):
+        return self.store.query(sql, list(params))
+
+    def frame(self, sql, params=()):
+        return self.store.read_frame(sql, list(params))
 
 
 def _db(instance):
-    return contextlib.closing(sqlite3.connect(f"file:{instance}/crimemap.sqlite?mode=ro", uri=True))
+    return _Db(instance)
 
 
 def _months_back(n, end=END):
@@ -233,15 +251,15 @@ def _months_between(first, last):
 
 
 def _layer_id(db, level):
-    return db.execute("SELECT id FROM layers WHERE level = ?", (level,)).fetchone()[0]
+    return db.rows("SELECT id FROM layers WHERE level = ?", (level,))[0][0]
 
 
 def _point_counts(instance, level):
     """police.uk counts per area and month of a layer, with each area's force."""
     with _db(instance) as db:
         layer = _layer_id(db, level)
-        counts = pd.read_sql_query("SELECT code, month, n FROM point_counts WHERE layer_id = ?", db, params=(layer,))
-        areas = pd.read_sql_query("SELECT code, force FROM areas WHERE layer_id = ?", db, params=(layer,))
+        counts = db.frame("SELECT code, month, n FROM point_counts WHERE layer_id = ?", (layer,))
+        areas = db.frame("SELECT code, force FROM areas WHERE layer_id = ?", (layer,))
     return counts, areas
 
 
@@ -286,9 +304,9 @@ def test_period_picker_sets_the_table_caption_and_downloads(client, instance, qu
 def test_period_picker_follows_the_crime_type(client, instance):
     with _db(instance) as db:
         layer = _layer_id(db, "borough")
-        frame = pd.read_sql_query("SELECT code, month, n FROM point_counts WHERE layer_id = ? AND category = "
-                                  "'burglary'", db, params=(layer,))
-        codes = [r[0] for r in db.execute("SELECT code FROM areas WHERE layer_id = ?", (layer,))]
+        frame = db.frame("SELECT code, month, n FROM point_counts WHERE layer_id = ? AND category = 'burglary'",
+                         (layer,))
+        codes = [r[0] for r in db.rows("SELECT code FROM areas WHERE layer_id = ?", (layer,))]
     months = _months_back(3)
     sums = frame[frame["month"].isin(months)].groupby("code")["n"].sum()
     html = _page(client, "/?crime=burglary&period=last-3-months")
@@ -396,8 +414,8 @@ def test_no_target_configured(instance):
 
 def _touching(instance, level, code):
     with _db(instance) as db:
-        rows = db.execute("SELECT code, geom FROM areas WHERE layer_id = ?", (_layer_id(db, level),)).fetchall()
-    shapes = gpd.GeoSeries(shapely.from_wkb([g for _c, g in rows]), index=[c for c, _g in rows])
+        areas = db.store.areas(_layer_id(db, level))
+    shapes = gpd.GeoSeries(areas.geometry.to_numpy(), index=areas["code"].tolist())
     return set(shapes.index[shapes.intersects(shapes[code])]) - {code}
 
 
@@ -431,12 +449,12 @@ def test_map_points_are_the_published_locations_counted(client, instance):
     html = _page(client, f"/area/ward/{WARD}")
     months = _months_back(12)
     with _db(instance) as db:
-        crimes = pd.read_sql_query(
+        crimes = db.frame(
             f"SELECT c.month, l.lon_e6, l.lat_e6, l.x, l.y FROM crimes c JOIN locations l ON l.id = c.location_id "
-            f"WHERE c.month IN ({','.join('?' * len(months))})", db, params=months)
-        geom = db.execute("SELECT geom FROM areas WHERE layer_id = ? AND code = ?",
-                          (_layer_id(db, "ward"), WARD)).fetchone()[0]
-    inside = shapely.contains_xy(shapely.from_wkb(geom), crimes["x"], crimes["y"])
+            f"WHERE c.month IN ({','.join('?' * len(months))})", months)
+        areas = db.store.areas(_layer_id(db, "ward"))
+    geom = areas.geometry.to_numpy()[(areas["code"] == WARD).to_numpy()][0]
+    inside = shapely.contains_xy(geom, crimes["x"], crimes["y"])
     expected = crimes[inside].groupby(["lon_e6", "lat_e6"]).size()
     drawn = _map_points(html)
     assert {(round(lon * 1e6), round(lat * 1e6)): int(re.search(r": (\d+)$", p["tip"]).group(1))
@@ -463,9 +481,9 @@ def test_a_met_type_has_no_points_and_says_why(client):
 def test_crimes_with_no_location_at_force_level(client, instance):
     months = _months_back(12)
     with _db(instance) as db:
-        expected = db.execute(
+        expected = int(db.rows(
             f"SELECT SUM(no_location) FROM batches WHERE feed = 'police.uk:metropolitan' AND month IN "
-            f"({','.join('?' * len(months))})", months).fetchone()[0]
+            f"({','.join('?' * len(months))})", months)[0][0])
     section = _section(_page(client, f"/area/ward/{WARD}"), 'id="no-location"')
     assert expected > 0
     assert _has(section, f"<strong>{expected:,}</strong> crimes in {months[0]} to {months[-1]}")
