@@ -13,7 +13,7 @@ from werkzeug.test import Client
 
 from crimemap.web import create_app
 from crimemap.web.postcodes_api import FastLookup, _dumps
-from tests.conftest import _need_shared
+from tests.conftest import _need_shared, settings_for
 from tests.postcode_instances import BOROUGHS_2022, CODEPOINT, build, cli
 
 pytestmark = pytest.mark.shared_data
@@ -166,14 +166,12 @@ def test_a_load_shows_in_the_next_answer(loaded):
     from; with POSTCODES_RECHECK_S=0 the lookup looks for new data on every
     request, so they follow a load at once, as the Flask route's do.
     """
-    import sqlite3
+    from crimemap.store import open_store
 
     fast, flask, _ = _clients(_app(loaded, POSTCODES_RECHECK_S=0))
     before = fast.get("/api/v1/postcodes/SW1A1AA")
     cli(loaded, "boundaries", "load", "borough", _need_shared(BOROUGHS_2022))
-    conn = sqlite3.connect(f"file:{loaded / 'crimemap.sqlite'}?mode=ro", uri=True)
-    version = conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
-    conn.close()
+    version = str(open_store(settings_for(loaded), readonly=True).data_version())  # the test leg's store
     after = fast.get("/api/v1/postcodes/SW1A1AA")
     assert after.headers["X-Data-Version"] == version != before.headers["X-Data-Version"]
     assert after.headers["ETag"].strip('"').startswith(f"d{version}-")
