@@ -106,6 +106,32 @@ def _run(results):
     return (f"whole run {results['elapsed'] / 60:,.0f} min; {start}, {results['load_end'][0]:.1f} at the end")
 
 
+def _store(name, case):
+    """The store's name in a row; † marks a case run apart from the main run (the notes say how)."""
+    return name + (" †" if case.get("separate") else "")
+
+
+def _store_rows(results, kind, columns, cells):
+    """One table row per store that ran the ``kind`` case ("api" or "tiles"): its cells, or why it has none."""
+    rows = []
+    for name in ("sqlite", "postgis"):
+        case = results.get(f"{kind}_{name}")
+        if case is None:
+            continue
+        problem = _err(case)
+        row = [_store(name, case)] + ([problem] + [""] * (columns - 1) if problem else cells(case))
+        rows.append("| " + " | ".join(row) + " |")
+    return rows
+
+
+def _cached(case, limit=8_388_608):
+    """The cached column: an answer over the answer cache's entry limit is never kept, so it is computed again."""
+    text = _latency(case, "cached")
+    if case["bytes"] > limit:
+        return f"{text}: not kept, the body is over `FIGURE_CACHE_ENTRY_MAX_BYTES` ({limit / 2**20:,.0f} MB)"
+    return text
+
+
 def _latency(case, key):
     if _err(case):
         return _err(case)
@@ -160,33 +186,20 @@ def render(args, results):
               "random wards, computed. p50 / p99 (with so few requests p99 is close to the slowest).", "",
               "| store | `/api/v1/choropleth?level=ward` computed | cached | first request | body | "
               "`/api/v1/areas/ward/<code>` |", "|---|---|---|---|---|---|"]
-    for name in ("sqlite", "postgis"):
-        case = results.get(f"api_{name}")
-        if case is None:
-            continue
-        if _err(case):
-            lines.append(f"| {name} | {_err(case)} | | | | |")
-            continue
-        lines.append(f"| {name} | {_latency(case, 'computed')} (n={case['computed']['n']}) | "
-                     f"{_latency(case, 'cached')} | {case['first_s']:,.1f} s | {case['bytes'] / 2**20:,.1f} MB, "
-                     f"{case['features']:,} wards | {_latency(case, 'area')} (n={case['area']['n']}) |")
+    lines += _store_rows(results, "api", 5, lambda case: [
+        f"{_latency(case, 'computed')} (n={case['computed']['n']})", _cached(case), f"{case['first_s']:,.1f} s",
+        f"{case['bytes'] / 2**20:,.1f} MB, {case['features']:,} wards",
+        f"{_latency(case, 'area')} (n={case['area']['n']})"])
     lines += ["", "### Vector tiles (zoom 12, wards)", "",
               "A sample spread over every zoom-12 tile touching a copy of London, the central London tile first "
               "(it computes the layer's figures and simplified geometry); *cold*: the rest, built and written; "
               "*cached*: those with features read back from `tiles/`.", "",
               "| store | tiles sampled (with features) of national | first tile | cold tiles/s | cached tiles/s | "
               "z12 ward tile, central London | median / largest tile |", "|---|---|---|---|---|---|---|"]
-    for name in ("sqlite", "postgis"):
-        case = results.get(f"tiles_{name}")
-        if case is None:
-            continue
-        if _err(case):
-            lines.append(f"| {name} | {_err(case)} | | | | | |")
-            continue
-        z, x, y = case["central"]
-        lines.append(f"| {name} | {case['sampled']} ({case['with_features']}) of {case['tiles_national']:,} | "
-                     f"{case['first_s']:,.1f} s | {case['cold_tps']:,.1f} | {case['cached_tps']:,.0f} | "
-                     f"`/tiles/ward/{z}/{x}/{y}.pbf` {case['central_bytes'] / 1024:,.1f} KB | "
-                     f"{case['median_bytes'] / 1024:,.1f} / {case['max_bytes'] / 1024:,.1f} KB |")
+    lines += _store_rows(results, "tiles", 6, lambda case: [
+        f"{case['sampled']} ({case['with_features']}) of {case['tiles_national']:,}", f"{case['first_s']:,.1f} s",
+        f"{case['cold_tps']:,.1f}", f"{case['cached_tps']:,.0f}",
+        "`/tiles/ward/{}/{}/{}.pbf` ".format(*case["central"]) + f"{case['central_bytes'] / 1024:,.1f} KB",
+        f"{case['median_bytes'] / 1024:,.1f} / {case['max_bytes'] / 1024:,.1f} KB"])
     lines += ["", results.get("notes", "").strip(), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
