@@ -170,7 +170,8 @@ def pg_cluster(port=None):
         raise ClusterError(reason)
     bin_dir = find_bin_dir()
     user = "postgres" if os.geteuid() == 0 else None
-    folder = Path(tempfile.mkdtemp(prefix="crimemap-pg-"))
+    # As root the folder must be reachable by the postgres user: not under a private TMPDIR such as /root/tmp.
+    folder = Path(tempfile.mkdtemp(prefix="crimemap-pg-", dir="/tmp" if user is not None else None))
     started = False
     try:
         (folder / "socket").mkdir()
