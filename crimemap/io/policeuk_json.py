@@ -447,7 +447,7 @@ def _integer(value):
         return None
     if isinstance(value, bool):
         return _BAD
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit():
         try:
             value = int(value)
         except ValueError:  # "--1", or digits int() does not read, such as "²"

@@ -74,7 +74,7 @@ def current_version(folder):
         text = (Path(folder) / POINTER).read_text(encoding="ascii").strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def read_meta(folder, version):

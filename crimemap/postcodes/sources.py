@@ -162,7 +162,7 @@ def fetch(source, workdir, timeout=60, max_bytes=None, etag=None, last_modified=
                 out.write(block)
                 if progress:
                     progress(len(block))
-        if expected is not None and expected.isdigit() and int(expected) != received:
+        if expected is not None and expected.isascii() and expected.isdigit() and int(expected) != received:
             raise SourceError(f"download cut short: {source} sent {received:,} of {int(expected):,} bytes")
     except (OSError, urllib.error.URLError) as exc:
         path.unlink(missing_ok=True)

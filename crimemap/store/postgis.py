@@ -48,7 +48,7 @@ def check_url(url):
     except psycopg.ProgrammingError as exc:
         raise StoreError(f"DATABASE_URL is not a valid PostgreSQL connection URL ({exc})") from None
     ports = str(params.get("port") or "5432").split(",")
-    if not all(p.strip().isdigit() and 0 < int(p) < 65536 for p in ports):
+    if not all(p.strip().isascii() and p.strip().isdigit() and 0 < int(p) < 65536 for p in ports):
         raise StoreError(f"DATABASE_URL has a bad port {params.get('port')!r}: expected a number from 1 to 65535")
 
 

@@ -228,7 +228,7 @@ def _int_arg(name, low, high):
     value = request.args.get(name)
     if value in (None, ""):
         return None
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
         raise BadQuery(f"bad {name} {value!r}; expected a whole number from {low} to {high}")
     return int(value)
 
