@@ -160,8 +160,8 @@ def render(args, results):
             continue
         lines.append(f"- {int(n):,} points: generated in {gen['seconds']:,.0f} s ({int(n) / gen['seconds'] / 1e3:,.0f} "
                      f"k rows/s, peak RSS {_mb(gen['rss_max_mb'])}): {gen['files']} street CSVs (one per copy and "
-                     f"month, {gen['months']} month(s)), {gen['bytes'] / 2**20:,.0f} MB, {gen['map_points']:,} distinct "
-                     f"map points, {gen['wards']:,} wards.")
+                     f"month, {gen['months']} month(s)), {gen['bytes'] / 2**20:,.0f} MB, {gen['map_points']:,} map points to draw "
+                     f"from, {gen['wards']:,} wards.")
     lines += ["", "### Ingest plus join", "",
               "| points | case | time = points/s | × sjoin | peak RSS | notes |", "|---|---|---|---|---|---|"]
     for n, row in results["sizes"].items():
