@@ -33,7 +33,7 @@ import shapely
 
 # Bump when the generated data or its layout changes: instances built by an
 # older version are rebuilt, newer code never serves stale demo data.
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: rebuilt for store schema 2 (crimes.id)
 SEED = 20240501
 MONTHS = 24
 MARKER = "demo.json"

@@ -20,13 +20,22 @@ from crimemap.errors import StoreError
 from crimemap.store import Store
 from crimemap.store.schema import SCHEMA
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: crimes.id (schema 1 files are refused with a clear message)
 WRITER_CACHE_KIB = 128 * 1024  # SQLite page cache of a write transaction
 
 
 
 def _now():
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _check_schema(conn, path):
+    """Refuse a file written before crimes had an ``id`` column (store schema 1), clearly."""
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(crimes)")]
+    if columns and "id" not in columns:
+        conn.close()
+        raise StoreError(f"{path} was written by an older crimemap (store schema 1); move it aside and load "
+                         "the data again (docs/store.md)")
 
 
 class SQLiteStore(Store):
@@ -55,6 +64,7 @@ class SQLiteStore(Store):
                 raise StoreError("this store was opened read-only")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            _check_schema(conn, self.path)  # before anything writes to the file
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             # The writer's page cache (default 2 MB) bounds how much of the indexes an
@@ -67,6 +77,7 @@ class SQLiteStore(Store):
             return None
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60,
                                isolation_level=None, check_same_thread=False)
+        _check_schema(conn, self.path)
         return conn
 
     def _reader(self):
