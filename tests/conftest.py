@@ -141,3 +141,75 @@ def postgis_url():
         pytest.skip(reason)
     with pg_cluster.pg_cluster() as cluster:
         yield cluster.url
+
+
+def leg_store(instance, readonly=True):
+    """The test leg's store of an instance folder (SQLite file or PostGIS schema), as its CLI and server open it."""
+    from crimemap.store import open_store
+
+    return open_store(settings_for(instance), readonly=readonly)
+
+
+def store_sound(instance, timeout=30.0):
+    """Check the test leg's store after a killed writer; returns the data version (a string) from its meta table.
+
+    Embedded: SQLite's ``integrity_check`` says "ok". PostGIS: the server rolls
+    a killed client's transaction back by itself; what could be left is the
+    writers' session advisory lock of the instance's schema
+    (crimemap/store/postgis_writer.py), which must be free again once the
+    server has noticed the dropped connection (polled for ``timeout`` seconds).
+    """
+    import time
+
+    store = leg_store(instance)
+    if store.dialect == "sqlite":
+        assert store.query("PRAGMA integrity_check") == [("ok",)]
+    else:
+        import psycopg
+
+        from crimemap.store.postgis_sql import schema_name
+
+        settings = settings_for(instance)
+        key = f"crimemap:{schema_name(settings)}"
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(settings["DATABASE_URL"], autocommit=True) as conn:
+            while not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]:
+                assert time.monotonic() < deadline, f"the writers' advisory lock {key!r} is still held"
+                time.sleep(0.1)
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+    return str(store.query("SELECT value FROM meta WHERE key = 'data_version'")[0][0])
+
+
+def copy_leg_instance(source, target):
+    """A private copy of an instance folder in the test leg's store, plus its web geometry cache.
+
+    Embedded: the SQLite file through SQLite's backup API. PostGIS: the
+    instance's schema through ``pg_dump`` into the copy's own schema (the
+    schema names are unique hashes, so renaming them in the dump is exact).
+    """
+    import shutil
+    import sqlite3
+    import subprocess
+
+    from crimemap.store.postgis_sql import schema_name
+
+    target.mkdir(parents=True)
+    settings = settings_for(source)
+    if not str(settings.get("DATABASE_URL") or "").startswith("postgresql"):
+        src = sqlite3.connect(f"file:{source / 'crimemap.sqlite'}?mode=ro", uri=True)
+        dst = sqlite3.connect(target / "crimemap.sqlite")
+        with dst:
+            src.backup(dst)
+        src.close()
+        dst.close()
+    else:
+        url, old, new = settings["DATABASE_URL"], schema_name(settings), schema_name(settings_for(target))
+        if old == new or old in ("crimemap", "public"):
+            raise ValueError("copy_leg_instance needs DATABASE_SCHEMA=instance (one schema per folder)")
+        dump = subprocess.run(["pg_dump", "--no-owner", "--no-privileges", "-n", old, url],
+                              capture_output=True, text=True, check=True).stdout
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url], input=dump.replace(old, new),
+                       capture_output=True, text=True, check=True)
+    if (source / "cache").is_dir():
+        shutil.copytree(source / "cache", target / "cache")
+    return target
