@@ -13,7 +13,7 @@ import pytest
 from crimemap import figures
 from crimemap.store import open_store
 from crimemap.web import create_app
-from tests.conftest import _need_shared
+from tests.conftest import _need_shared, settings_for
 from tests.postcode_instances import build
 
 pytestmark = pytest.mark.shared_data
@@ -78,7 +78,7 @@ def test_a_postcode_redirects_to_its_ward_with_the_postcode_marked(client, loade
     assert f"Ward {ward['name']}" in text and "Borough Westminster" in text
     assert "Safer Neighbourhood Team area" in text
     # The headline, against the figures module.
-    store = open_store({"INSTANCE": str(loaded)}, readonly=True)
+    store = open_store(settings_for(loaded), readonly=True)  # the test leg's store
     months = figures.latest_months(store, 12)
     assert months[-1] == "2018-05"
     last = figures.find_area(figures.area_figures(store, "ward", months[-1:], with_geometry=False), ward["code"])
