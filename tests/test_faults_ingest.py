@@ -12,21 +12,21 @@ After every round the live ``crimemap serve`` on loopback answers
 ``/api/v1/status``, the ward choropleth and a City ward's summary exactly as
 before the round when the kill landed before the commit (the data version did
 not move), or exactly as the reference run of the input when the run committed
-(it finished, or was killed while exiting); the store passes SQLite's
-integrity check. After a kill the next run succeeds and serves the new input,
-whose ward counts add up to the input's rows with a location (counted here
-with plain csv).
+(it finished, or was killed while exiting); the store is sound: SQLite's
+integrity check passes, and on PostGIS (whose server rolls a killed client's
+transaction back) the writers' advisory lock is released. After a kill the
+next run succeeds and serves the new input, whose ward counts add up to the
+input's rows with a location (counted here with plain csv).
 """
 
 import csv
 import random
 import signal
-import sqlite3
 
 import pytest
 
-from crimemap.store import STORE_FILE
 from tests._faults import get_json, live_server, run_and_kill, run_to_end, timed
+from tests.conftest import store_sound
 from tests.test_ingest_interrupted import _cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
@@ -53,12 +53,9 @@ def _figures(base):
 
 
 def _store_check(instance):
-    conn = sqlite3.connect(instance / STORE_FILE)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        return conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
-    finally:
-        conn.close()
+    """The data version, read through the test leg's store once it is sound (SQLite's integrity check;
+    PostGIS: the killed writer's advisory lock released), see tests/conftest.py store_sound."""
+    return store_sound(instance)
 
 
 def _lasting(status):
