@@ -17,6 +17,7 @@ and swapped in with ``os.replace``.
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -27,6 +28,8 @@ import numpy as np
 import shapely
 
 from crimemap.crs import BNG, WGS84, to_bng, to_wgs84
+
+log = logging.getLogger(__name__)
 
 DECIMALS = 5  # about a metre of longitude/latitude in London
 GRID = 10.0 ** -DECIMALS
@@ -148,7 +151,10 @@ def web_geometry(areas, layer, tolerance_m, cache_dir=None):
     if series is None:
         series = build_web_geometry(areas, tolerance_m)
         if path is not None:
-            _write(path, series)
+            try:
+                _write(path, series)
+            except OSError as exc:  # a full or read-only disk: serve what was built, just not cached on disk
+                log.error("could not write the web geometry cache %s: %s", path, exc)
     with _lock:
         # Only the current version of each layer is worth keeping.
         for old in [k for k in _memory if k[0] == key[0] and k[1] != key[1]]:

@@ -1,7 +1,8 @@
 """Embeds keep their figures: /embed/map and its PNG against a re-ingest, on the real 2018 London files.
 
-The read-only ``api_2018`` instance is copied (SQLite's backup API) and the
-copy refreshed: 2018-04 re-ingested from an edited copy of the police.uk file
+The read-only ``api_2018`` instance is copied (embedded leg: SQLite's backup
+API; PostGIS leg: the same files loaded again into the copy's own schema) and
+the copy refreshed: 2018-04 re-ingested from an edited copy of the police.uk file
 (a third of its crimes dropped) and a new month 2018-06 added. An embed made
 before the refresh must show the same figures and data-as-of after it, while
 the live figures (the choropleth API) and an unpinned embed move on.
@@ -16,8 +17,8 @@ import sqlite3
 import pytest
 
 from crimemap.attribution import ATTRIBUTION
-from crimemap.config import load_settings
 from crimemap.web import create_app
+from tests.conftest import _need_shared, settings_for
 
 ROW = re.compile(r'<tr data-code="([^"]+)"><th scope="row">([^<]*)</th><td class="num count">([^<]*)</td>\s*'
                  r'<td class="num">[^<]*</td><td class="num rate">([^<]*)</td><td class="band">([^<]*)</td>')
@@ -27,17 +28,52 @@ MAY = "police_uk_api_street_crimes_london_2018-05_25boroughs.jsonl.gz"
 
 
 def copy_instance(source, target):
-    """A private copy of an instance folder: the store through SQLite's backup API, plus the web geometry cache."""
+    """A private copy of the real 2018 instance (``api_2018``), plus its web geometry cache.
+
+    Embedded leg: the store file through SQLite's backup API. PostGIS leg: the
+    store is the folder's own schema (``DATABASE_SCHEMA=instance``), so a
+    copied folder would be empty; the same files ``api_2018`` loads are loaded
+    again into the copy, which is then checked against the source (the same
+    layers, areas, crimes and months), through the public store interface.
+    """
+    from crimemap.store import open_store
+
+    source_store = open_store(settings_for(source), readonly=True)
+    if source_store.dialect == "sqlite":
+        target.mkdir(parents=True)
+        src = sqlite3.connect(f"file:{source / 'crimemap.sqlite'}?mode=ro", uri=True)
+        dst = sqlite3.connect(target / "crimemap.sqlite")
+        with dst:
+            src.backup(dst)
+        src.close()
+        dst.close()
+        if (source / "cache").is_dir():
+            shutil.copytree(source / "cache", target / "cache")
+        return target
     target.mkdir(parents=True)
-    src = sqlite3.connect(f"file:{source / 'crimemap.sqlite'}?mode=ro", uri=True)
-    dst = sqlite3.connect(target / "crimemap.sqlite")
-    with dst:
-        src.backup(dst)
-    src.close()
-    dst.close()
-    if (source / "cache").is_dir():
-        shutil.copytree(source / "cache", target / "cache")
+    store = load_2018(target)
+    for sql in ("SELECT count(*) FROM crimes", "SELECT min(month), max(month), count(DISTINCT month) FROM crimes",
+                "SELECT l.level, l.vintage, count(*) FROM areas a JOIN layers l ON l.id = a.layer_id "
+                "GROUP BY l.level, l.vintage ORDER BY l.level, l.vintage"):
+        if store.query(sql) != source_store.query(sql):
+            raise AssertionError(f"the copy of {source} differs from it: {sql}")
     return target
+
+
+def load_2018(instance):
+    """Load what ``api_2018`` (tests/conftest.py) loads into INSTANCE, in the test leg's store; returns the store."""
+    from crimemap.ingest import ingest_crimes, load_boundaries
+    from crimemap.population import load_population
+    from crimemap.store import open_store
+
+    settings = settings_for(instance)
+    store = open_store(settings)
+    load_boundaries(store, _need_shared("boundaries/london-2021-lad22-gen20.shp"), "borough", settings=settings)
+    load_boundaries(store, _need_shared("boundaries/London-wards-2018/London_Ward.shp"), "ward", settings=settings)
+    load_boundaries(store, _need_shared("boundaries/london-2011-lsoa-gen20.shp"), "lsoa", settings=settings)
+    load_population(store, _need_shared("population/london-mid2020-lsoa11-pop.csv"), settings=settings)
+    ingest_crimes(store, sorted(_need_shared("crime/police_uk_api_partial").glob("*.jsonl.gz")), settings=settings)
+    return store
 
 
 def client_for(instance):
@@ -76,7 +112,7 @@ def _reingest(instance, files):
     from crimemap.ingest import ingest_crimes
     from crimemap.store import open_store
 
-    settings = load_settings(instance=instance, environ={})
+    settings = settings_for(instance)
     return ingest_crimes(open_store(settings), files, settings=settings)
 
 
@@ -167,12 +203,19 @@ def test_an_embed_of_a_release_never_frozen_says_so(refreshed):
     assert client.get(url.replace("/embed/map?", "/embed/map.png?")).status_code == 410
 
 
-def test_a_damaged_snapshot_is_never_served_as_figures(refreshed, tmp_path):
-    instance = copy_instance(refreshed["instance"], tmp_path / "instance")
-    shutil.copytree(refreshed["instance"] / "embeds", instance / "embeds")
-    for path in (instance / "embeds").glob("v*/borough-*.json.gz"):
-        path.write_bytes(b"not gzip")
-    response = client_for(instance).get(refreshed["embeds"]["borough (oEmbed)"])
+def test_a_damaged_snapshot_is_never_served_as_figures(refreshed):
+    # Damaged in the refreshed instance itself (no copy: on PostGIS a copy would need the refresh again),
+    # served by a fresh app, and put back afterwards for any later test.
+    paths = sorted((refreshed["instance"] / "embeds").glob("v*/borough-*.json.gz"))
+    assert paths
+    kept = {path: path.read_bytes() for path in paths}
+    try:
+        for path in paths:
+            path.write_bytes(b"not gzip")
+        response = client_for(refreshed["instance"]).get(refreshed["embeds"]["borough (oEmbed)"])
+    finally:
+        for path, data in kept.items():
+            path.write_bytes(data)
     assert response.status_code == 410
 
 
@@ -225,6 +268,8 @@ def test_past_the_cap_an_embed_is_served_but_says_it_is_not_kept(api_2018, tmp_p
 
 def test_a_write_that_fails_halfway_leaves_no_snapshot_and_says_so(api_2018, tmp_path, monkeypatch):
     instance = copy_instance(api_2018.instance, tmp_path / "instance")
+    # No web geometry cache yet either (as after a fresh load): its write fails too, and must not be a 500.
+    shutil.rmtree(instance / "cache", ignore_errors=True)
     client = client_for(instance)
 
     def fail(src, dst):
