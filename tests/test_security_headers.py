@@ -42,13 +42,13 @@ def client(app):
 
 
 def _store_version(instance):
-    import sqlite3
+    """The data version in the test leg's store (SQLite file or PostGIS schema), read from its meta table."""
+    from crimemap.store import open_store
+    from tests.conftest import settings_for
 
-    conn = sqlite3.connect(f"file:{instance / 'crimemap.sqlite'}?mode=ro", uri=True)
-    try:
-        return conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
-    finally:
-        conn.close()
+    rows = open_store(settings_for(instance), readonly=True).query(
+        "SELECT value FROM meta WHERE key = 'data_version'")
+    return str(rows[0][0])
 
 
 def _directives(policy):
@@ -124,7 +124,10 @@ def test_nosniff_referrer_policy_and_no_hsts_over_plain_http(client, demo_instan
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     assert "Strict-Transport-Security" not in response.headers
-    assert response.headers.getlist("X-Data-Version") == [_store_version(demo_instance)]
+    # Liveness reads no data and never asks the store, not even for this header (a database that is down
+    # would make it wait); everything else names the store's version.
+    expected = "unavailable" if path == "/healthz" else _store_version(demo_instance)
+    assert response.headers.getlist("X-Data-Version") == [expected]
 
 
 def test_hsts_over_tls_only(client):
@@ -166,6 +169,31 @@ def test_data_version_header_matches_the_body(client, demo_instance):
     page = client.get("/")
     assert page.headers.getlist("X-Data-Version") == [version]
     assert f"data version {version}" in page.get_data(as_text=True)
+
+
+def test_readyz_names_the_version_its_checks_read_and_healthz_never_asks_the_store(demo_instance):
+    app = _app(demo_instance)
+    store = app.extensions["crimemap"]["store"]
+    calls = []
+
+    class Counting:
+        """The app's store, noting every method the app calls on it."""
+
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(store, name)
+
+    app.extensions["crimemap"]["store"] = Counting()
+    client = app.test_client()
+    live = client.get("/healthz")
+    assert live.status_code == 200 and live.headers.getlist("X-Data-Version") == ["unavailable"]
+    assert calls == []  # with the database down, any store call would wait DATABASE_TIMEOUT_S
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.headers.getlist("X-Data-Version") == [str(ready.get_json()["checks"]["data_version"])]
+    assert ready.headers["X-Data-Version"] == _store_version(demo_instance)
+    # The header reused what the checks read: one read of the meta table (site_context would be a second).
+    assert calls.count("meta") == 1 and "data_version" not in calls, calls
 
 
 def test_a_304_carries_the_data_version(client, demo_instance):
@@ -261,12 +289,11 @@ def live_server(api_2018, tmp_path_factory):
     import sys
 
     from tests import live_server as live
-    from tests.conftest import _need_shared
+    from tests.conftest import _need_shared, copy_leg_instance
     from tests.test_browser import _need_chromium
-    from tests.test_embed import copy_instance
 
     _need_chromium()
-    instance = copy_instance(api_2018.instance, tmp_path_factory.mktemp("csp-browser") / "instance")
+    instance = copy_leg_instance(api_2018.instance, tmp_path_factory.mktemp("csp-browser") / "instance")
     run = [sys.executable, "-m", "crimemap", "--instance", str(instance)]
     for args in (["stops", "population", _need_shared("population/census2011_ethnic_group_by_local_authority_EW.csv")],
                  ["stops", "ingest",

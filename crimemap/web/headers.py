@@ -17,7 +17,9 @@ DENY`` for browsers that predate CSP), which stops clickjacking of the site.
 Every response also carries ``X-Content-Type-Options: nosniff``, a
 ``Referrer-Policy``, ``Strict-Transport-Security`` when the request came over
 TLS (directly, or through a trusted proxy, ``PROXY_FIX``), and exactly one
-``X-Data-Version``: the version of the data its figures came from.
+``X-Data-Version``: the version of the data its figures came from. ``/healthz``
+(liveness) reads no data and never asks the store, so its header says
+``unavailable``; ``/readyz`` names the version its checks read.
 """
 
 import logging
@@ -144,16 +146,26 @@ def api_security_headers(secure, hsts_max_age):
     return headers
 
 
+# What X-Data-Version says when a response was built from no data (``/healthz``) or the store did not answer.
+NO_DATA_VERSION = "unavailable"
+
+# Liveness reads nothing from the store, so its header must not either: with the database down, asking the
+# store for the version would make /healthz wait DATABASE_TIMEOUT_S. (/readyz names what its checks read.)
+_STORELESS_PATHS = ("/healthz",)
+
+
 def _data_version():
     if "crimemap_data_version" in g:
         return g.crimemap_data_version
+    if request.path in _STORELESS_PATHS:
+        return NO_DATA_VERSION
     from crimemap.web import site_context
 
     try:
         return str(site_context()["data_version"])
     except Exception:  # a store that does not answer; /readyz says why, and the response still goes out
         log.exception("X-Data-Version: the store's data version could not be read")
-        return "unavailable"
+        return NO_DATA_VERSION
 
 
 def register(app):

@@ -1,9 +1,9 @@
 """Health checks for a load balancer or an orchestrator (docs/security.md, "Health").
 
 ``GET /healthz`` is liveness: the process answers HTTP. It needs nothing
-from the store (a missing or broken store still gets a 200, whose
-``X-Data-Version`` then says ``unavailable``), so a store problem never gets
-a healthy worker restarted.
+from the store, not even for its ``X-Data-Version`` header, which says
+``unavailable`` (a missing, broken or unreachable store still gets a prompt
+200), so a store problem never gets a healthy worker restarted.
 
 ``GET /readyz`` is readiness: the store answers a query and holds what the
 site needs to show figures, at least one boundary layer and one month of
@@ -18,6 +18,7 @@ from flask import Blueprint, jsonify
 
 from crimemap.errors import StoreError
 from crimemap.web import get_store
+from crimemap.web.headers import NO_DATA_VERSION, note_data_version
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("crimemap.web")
@@ -64,6 +65,12 @@ def readiness(store):
 def readyz():
     """Readiness: 200 when the data is loaded and the store reachable, else 503 with the reason."""
     reasons, checks = readiness(get_store())
+    # X-Data-Version: the version the checks read, so the header never asks the store a second time
+    # (with the database down that would wait DATABASE_TIMEOUT_S again).
+    if checks["store"] != "ok":
+        note_data_version(NO_DATA_VERSION)
+    elif checks["data_version"] is not None:
+        note_data_version(checks["data_version"])
     if reasons:
         body = {"status": 503, "error": "not ready: " + "; ".join(reasons), "ready": False, "checks": checks}
         return _no_store(jsonify(body)), 503
