@@ -17,11 +17,11 @@ from PIL import Image
 
 from crimemap import embeds
 from crimemap.attribution import ATTRIBUTION
-from crimemap.config import load_settings
 from crimemap.render_png import draw
 from crimemap.store import open_store
 from crimemap.web import create_app
 from crimemap.web.maps import BAND_COLOURS, CITY_FILL, NO_DATA_SWATCH
+from tests.conftest import settings_for
 from tests.test_embed import copy_instance
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -54,7 +54,7 @@ def _expected_bands(client):
 
 
 def test_each_area_is_drawn_in_its_bands_colour(client, instance):
-    settings = load_settings(instance=instance, environ={})
+    settings = settings_for(instance)
     store = open_store(settings, readonly=True)
     query = embeds.parse_query(PERIOD).pinned(store.data_version())
     figures = embeds.snapshot_figures(embeds.freeze(store, query, settings))
@@ -94,7 +94,7 @@ def test_the_png_route_has_title_period_as_of_legend_and_attribution(client, tmp
 def test_the_drawing_holds_every_text_the_page_has(client, instance):
     from crimemap.web.maps import legend
 
-    settings = load_settings(instance=instance, environ={})
+    settings = settings_for(instance)
     store = open_store(settings, readonly=True)
     query = embeds.parse_query(PERIOD).pinned(store.data_version())
     figures = embeds.snapshot_figures(embeds.freeze(store, query, settings))
