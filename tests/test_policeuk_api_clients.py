@@ -8,7 +8,6 @@ the 2018 ward shapefile, read here with pandas and geopandas.
 
 import gzip
 import json
-import sqlite3
 import time
 
 import geopandas as gpd
@@ -17,6 +16,7 @@ import shapely
 
 from tests.conftest import _need_shared
 from tests.live_server import live_server
+from tests.test_embed import copy_instance
 
 MONTH = "2018-04"
 
@@ -24,13 +24,7 @@ MONTH = "2018-04"
 @pytest.fixture(scope="module")
 def live(api_2018, tmp_path_factory):
     # The shared instance is read-only: the server (its log, its caches) runs on a copy.
-    instance = tmp_path_factory.mktemp("policeuk_live") / "instance"
-    instance.mkdir()
-    source = sqlite3.connect(f"file:{api_2018.store.path}?mode=ro", uri=True)
-    target = sqlite3.connect(instance / api_2018.store.path.name)
-    source.backup(target)
-    source.close()
-    target.close()
+    instance = copy_instance(api_2018.instance, tmp_path_factory.mktemp("policeuk_live") / "instance")
     with live_server(instance, ready="/api/forces") as base:
         time.sleep(2.1)  # the readiness probes leave the rate limit's window
         yield base
