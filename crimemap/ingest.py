@@ -91,6 +91,7 @@ class _IndexCache:
         self.writer = writer
         self.cell_m = float(settings.get("JOIN_GRID_CELL_M", 50.0))
         self.threads = int(settings.get("JOIN_THREADS", 2))
+        self.chunk_rows = max(1, int(settings.get("INGEST_CHUNK_ROWS", 200_000)))
         self._indexes = {}
 
     def prepare(self, layer_ids):
@@ -120,14 +121,19 @@ def join_locations(writer, cache, layer_ids=None):
             if writer.has_unjoined_locations(layer_id)]
     cache.prepare(todo)
     for layer_id in todo:
-        ids, x, y = writer.unjoined_locations(layer_id)
-        if len(ids) == 0:
-            continue
-        index = cache.get(layer_id)
-        result = index.assign(x, y, threads=cache.threads)
-        codes = np.where(result.index >= 0, index.codes[np.maximum(result.index, 0)], None)
-        writer.set_location_areas(layer_id, ids, codes.tolist(), result.on_edge)
-        joined[layer_id] = len(ids)
+        # In chunks of INGEST_CHUNK_ROWS locations, in id order, so memory stays bounded
+        # however many new locations an ingest brings (millions at national scale).
+        after = 0
+        while True:
+            ids, x, y = writer.unjoined_locations(layer_id, after=after, limit=cache.chunk_rows)
+            if len(ids) == 0:
+                break
+            index = cache.get(layer_id)
+            result = index.assign(x, y, threads=cache.threads)
+            codes = np.where(result.index >= 0, index.codes[np.maximum(result.index, 0)], None)
+            writer.set_location_areas(layer_id, ids, codes.tolist(), result.on_edge)
+            joined[layer_id] = joined.get(layer_id, 0) + len(ids)
+            after = int(ids[-1])
     return joined
 
 

@@ -243,3 +243,24 @@ def test_area_population_table_applies_directly_without_a_misleading_total(loade
     store = open_store(settings_for(loaded.instance))
     frame = store.population(store.layer("borough")["id"])
     assert dict(zip(frame["code"], frame["persons"])) == {"E09000033": 1000, "E09000022": 3000}
+
+
+def test_locations_are_joined_in_chunks_with_the_same_result(fixtures, tmp_path):
+    """join_locations reads unjoined locations INGEST_CHUNK_ROWS at a time; a tiny chunk changes nothing."""
+    from crimemap.ingest import ingest_crimes, load_boundaries
+    from crimemap.store import open_store
+    from tests.conftest import settings_for
+
+    joined = {}
+    for chunk in (2, 200_000):
+        settings = settings_for(tmp_path / f"chunk{chunk}", INGEST_CHUNK_ROWS=chunk)
+        store = open_store(settings)
+        # Crimes first, then the layer: the layer's load joins every stored location.
+        ingest_crimes(store, [fixtures / DATA / "month_2024_01.csv"], settings=settings)
+        load_boundaries(store, fixtures / DATA / "two_boroughs.geojson", "borough", settings=settings)
+        layer = store.layer("borough")
+        frame = store.locations_of_layer(layer["id"])
+        joined[chunk] = sorted(zip(frame["x"].round(3), frame["y"].round(3), frame["code"].fillna("-")))
+    assert len(joined[2]) >= 3  # more locations than one chunk of 2
+    assert len({code for _, _, code in joined[2]} - {"-"}) == 2  # both boroughs got locations
+    assert joined[2] == joined[200_000]

@@ -218,12 +218,15 @@ class PostGISWriter:
             "SELECT 1 FROM location_areas la WHERE la.layer_id = %s AND la.location_id = l.id))",
             (layer_id,)).fetchone()[0])
 
-    def unjoined_locations(self, layer_id):
-        """Locations not yet joined to a layer: (ids, x, y) arrays."""
+    def unjoined_locations(self, layer_id, after=0, limit=None):
+        """Locations not yet joined to a layer, in id order: (ids, x, y) arrays.
+
+        ``after`` and ``limit`` read them in chunks: ids above ``after``, at most ``limit``.
+        """
         rows = self._x(
-            "SELECT id, x, y FROM locations l WHERE NOT EXISTS ("
-            "SELECT 1 FROM location_areas la WHERE la.layer_id = %s AND la.location_id = l.id) ORDER BY id",
-            (layer_id,)).fetchall()
+            "SELECT id, x, y FROM locations l WHERE l.id > %s AND NOT EXISTS ("
+            "SELECT 1 FROM location_areas la WHERE la.layer_id = %s AND la.location_id = l.id) "
+            "ORDER BY l.id LIMIT %s", (int(after), layer_id, int(limit) if limit else 2 ** 62)).fetchall()
         if not rows:
             empty = np.empty(0)
             return empty.astype("int64"), empty, empty
