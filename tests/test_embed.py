@@ -12,13 +12,12 @@ import gzip
 import html
 import re
 import shutil
-import sqlite3
 
 import pytest
 
 from crimemap.attribution import ATTRIBUTION
 from crimemap.web import create_app
-from tests.conftest import _need_shared, settings_for
+from tests.conftest import copy_leg_instance, settings_for
 
 ROW = re.compile(r'<tr data-code="([^"]+)"><th scope="row">([^<]*)</th><td class="num count">([^<]*)</td>\s*'
                  r'<td class="num">[^<]*</td><td class="num rate">([^<]*)</td><td class="band">([^<]*)</td>')
@@ -28,52 +27,13 @@ MAY = "police_uk_api_street_crimes_london_2018-05_25boroughs.jsonl.gz"
 
 
 def copy_instance(source, target):
-    """A private copy of the real 2018 instance (``api_2018``), plus its web geometry cache.
+    """A private copy of the real 2018 instance (``api_2018``) in the test leg's store, with its caches.
 
-    Embedded leg: the store file through SQLite's backup API. PostGIS leg: the
-    store is the folder's own schema (``DATABASE_SCHEMA=instance``), so a
-    copied folder would be empty; the same files ``api_2018`` loads are loaded
-    again into the copy, which is then checked against the source (the same
-    layers, areas, crimes and months), through the public store interface.
+    One helper for both legs (tests/conftest.py ``copy_leg_instance``): the
+    SQLite backup API, or on PostGIS a ``pg_dump`` of the folder's own schema
+    into the copy's (seconds, where loading the files again took 5-8 s a copy).
     """
-    from crimemap.store import open_store
-
-    source_store = open_store(settings_for(source), readonly=True)
-    if source_store.dialect == "sqlite":
-        target.mkdir(parents=True)
-        src = sqlite3.connect(f"file:{source / 'crimemap.sqlite'}?mode=ro", uri=True)
-        dst = sqlite3.connect(target / "crimemap.sqlite")
-        with dst:
-            src.backup(dst)
-        src.close()
-        dst.close()
-        if (source / "cache").is_dir():
-            shutil.copytree(source / "cache", target / "cache")
-        return target
-    target.mkdir(parents=True)
-    store = load_2018(target)
-    for sql in ("SELECT count(*) FROM crimes", "SELECT min(month), max(month), count(DISTINCT month) FROM crimes",
-                "SELECT l.level, l.vintage, count(*) FROM areas a JOIN layers l ON l.id = a.layer_id "
-                "GROUP BY l.level, l.vintage ORDER BY l.level, l.vintage"):
-        if store.query(sql) != source_store.query(sql):
-            raise AssertionError(f"the copy of {source} differs from it: {sql}")
-    return target
-
-
-def load_2018(instance):
-    """Load what ``api_2018`` (tests/conftest.py) loads into INSTANCE, in the test leg's store; returns the store."""
-    from crimemap.ingest import ingest_crimes, load_boundaries
-    from crimemap.population import load_population
-    from crimemap.store import open_store
-
-    settings = settings_for(instance)
-    store = open_store(settings)
-    load_boundaries(store, _need_shared("boundaries/london-2021-lad22-gen20.shp"), "borough", settings=settings)
-    load_boundaries(store, _need_shared("boundaries/London-wards-2018/London_Ward.shp"), "ward", settings=settings)
-    load_boundaries(store, _need_shared("boundaries/london-2011-lsoa-gen20.shp"), "lsoa", settings=settings)
-    load_population(store, _need_shared("population/london-mid2020-lsoa11-pop.csv"), settings=settings)
-    ingest_crimes(store, sorted(_need_shared("crime/police_uk_api_partial").glob("*.jsonl.gz")), settings=settings)
-    return store
+    return copy_leg_instance(source, target)
 
 
 def client_for(instance):
