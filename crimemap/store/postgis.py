@@ -105,6 +105,25 @@ def _alive(pool, conn):
         return pool.getconn()
 
 
+def _renew_pool(url, max_size, timeout):
+    """A fresh pool for ``url`` if the database answers a direct connection now, else None.
+
+    After an outage the pool's background reconnects back off (seconds, then
+    tens of seconds), so a worker could keep answering 503 well after the
+    database returned. A direct connection tells at once whether it is back.
+    """
+    try:
+        psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True).close()
+    except psycopg.OperationalError:
+        return None
+    key = (os.getpid(), url, max_size)
+    with _POOLS_LOCK:
+        stale = _POOLS.pop(key, None)
+    if stale is not None:
+        threading.Thread(target=stale.close, kwargs={"timeout": 1}, daemon=True).start()
+    return _pool(url, max_size, timeout)
+
+
 @atexit.register
 def _close_pools():
     for key, pool in list(_POOLS.items()):
@@ -187,7 +206,13 @@ class PostGISStore(Store):
         """A pooled connection in autocommit mode with this instance's schema first on the search path."""
         pool = self._pool(write)
         with unavailable_as_store_error():
-            conn = _alive(pool, pool.getconn())
+            try:
+                conn = _alive(pool, pool.getconn())
+            except (psycopg.OperationalError, PoolTimeout):
+                pool = _renew_pool(self.url if write else self.read_url, self.pool_max, self.timeout)
+                if pool is None:
+                    raise
+                conn = pool.getconn()
             try:
                 self._use_schema(conn)
                 yield conn
