@@ -224,7 +224,7 @@ class AreaIndex:
             return _prepared_copy(self._wkb)
 
     def _build_grid(self, geoms):
-        cell, nx = self.cell_m, self._nx
+        nx = self._nx
         ncells = nx * self._ny
 
         poly, cells = self._boundary_cells()

@@ -47,7 +47,7 @@ def _paths(base):
     code = ward["features"][0]["properties"]["code"]
     return [
         "/api/v1/choropleth?level=borough&geometry=none",
-        f"/api/v1/choropleth?level=ward&geometry=none&crime=burglary",
+        "/api/v1/choropleth?level=ward&geometry=none&crime=burglary",
         f"/api/v1/areas/ward/{code}",
         "/api/v1/areas/borough/E09000022?crime=all-crime",
         "/api/v1/status",

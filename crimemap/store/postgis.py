@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from crimemap.errors import StoreError, StoreUnavailable
 from crimemap.store import Store
-from crimemap.store.postgis_sql import GeometryLoader, NumericLoader, schema_name, translate
+from crimemap.store.postgis_sql import GeometryLoader, NumericLoader, translate
 
 # The pool logs every failed connection attempt as a warning. With no logging set up (a
 # CLI run) Python would print each one to stderr next to the one clear error line; a
