@@ -41,7 +41,8 @@ def test_cli_says_so_without_a_traceback(schema1_file):
 
     from crimemap.cli import main
 
-    result = CliRunner().invoke(main, ["--instance", str(schema1_file.parent), "status"])
+    embedded = {"CRIMEMAP_DATABASE_URL": "", "CRIMEMAP_DATABASE_SCHEMA": None}  # the file, in both legs
+    result = CliRunner().invoke(main, ["--instance", str(schema1_file.parent), "status"], env=embedded)
     assert result.exit_code != 0
     assert "older crimemap" in result.output
     assert "Traceback" not in result.output

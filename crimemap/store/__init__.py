@@ -26,6 +26,7 @@ the SQL that SQLite 3.24+ and PostgreSQL share:
 """
 
 import abc
+import json
 from pathlib import Path
 
 STORE_FILE = "crimemap.sqlite"
@@ -36,6 +37,8 @@ class Store(abc.ABC):
 
     #: "sqlite" or "postgresql": names the backend in status and docs.
     dialect = None
+    #: How a query selects ``areas.geom`` as WKB.
+    GEOMETRY_SQL = "geom"
 
     # -- portable reads (see "Portable SQL" above) ---------------------------
     @abc.abstractmethod
@@ -50,47 +53,106 @@ class Store(abc.ABC):
     def snapshot(self):
         """Context manager: the reads inside it see one consistent version of the data."""
 
-    @abc.abstractmethod
-    def meta(self):
-        """The meta table as a dict (data_version, updated_at, ...)."""
-
     # -- writing -----------------------------------------------------------
     @abc.abstractmethod
     def writer(self):
         """Return a context manager yielding a :class:`Writer` (one transaction)."""
 
-    # -- reading -----------------------------------------------------------
-    @abc.abstractmethod
+    # -- reading: the same on every backend, in portable SQL -------------------
+    def meta(self):
+        """The meta table as a dict (data_version, updated_at, ...)."""
+        return dict(self.query("SELECT key, value FROM meta"))
+
     def data_version(self):
         """The version of the data: a string that changes with every write."""
+        return self.meta().get("data_version", "0")
 
-    @abc.abstractmethod
     def layers(self):
         """Loaded boundary layers as a list of dicts (id, level, vintage, ...)."""
+        rows = self.query(
+            "SELECT id, level, vintage, layout, source, crs_note, loaded_at, n_areas, repairs, warnings "
+            "FROM layers ORDER BY level, vintage")
+        keys = ("id", "level", "vintage", "layout", "source", "crs_note", "loaded_at", "areas", "repairs", "warnings")
+        layers = [dict(zip(keys, row)) for row in rows]
+        defaults = {}
+        for layer in layers:
+            layer["repairs"] = json.loads(layer["repairs"] or "[]")
+            layer["warnings"] = json.loads(layer["warnings"] or "[]")
+            defaults[layer["level"]] = layer["id"]  # highest vintage wins (ordered above)
+        for layer in layers:
+            layer["default"] = defaults[layer["level"]] == layer["id"]
+        return layers
 
-    @abc.abstractmethod
     def layer(self, level, vintage=None):
         """The layer serving ``level`` (SNT falls back to ward); None if none."""
+        layers = self.layers()
+        candidates = [lay for lay in layers if lay["level"] == level]
+        if not candidates and level == "snt":
+            # No SNT layer loaded: SNT = ward (documented in docs/snt.md).
+            candidates = [lay for lay in layers if lay["level"] == "ward"]
+        if vintage is not None:
+            candidates = [lay for lay in candidates if lay["vintage"] == str(vintage)]
+        else:
+            candidates = [lay for lay in candidates if lay["default"]]
+        return candidates[0] if candidates else None
 
-    @abc.abstractmethod
     def areas(self, layer_id, with_geometry=True):
         """The areas of a layer: a GeoDataFrame in EPSG:27700, or a DataFrame."""
+        columns = "code, name, borough_code, borough_name, force, area_m2"
+        if with_geometry:
+            columns += f", {self.GEOMETRY_SQL}"
+        frame = self.read_frame(f"SELECT {columns} FROM areas WHERE layer_id = ? ORDER BY code", (layer_id,))
+        if not with_geometry:
+            return frame
+        import geopandas as gpd
+        import shapely
 
-    @abc.abstractmethod
+        geometry = shapely.from_wkb(frame.pop("geom").to_numpy()) if len(frame) else []
+        return gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:27700")
+
     def point_counts(self, layer_id, months=None, categories=None):
         """Crimes from point data per (code, month, category) for a layer."""
+        sql = "SELECT code, month, category, n FROM point_counts WHERE layer_id = ?"
+        params = [layer_id]
+        if months is not None:
+            sql += f" AND month IN ({','.join('?' * len(months))})"
+            params += list(months)
+        if categories is not None:
+            sql += f" AND category IN ({','.join('?' * len(categories))})"
+            params += list(categories)
+        return self.read_frame(sql, params)
 
-    @abc.abstractmethod
     def area_counts(self, level, months=None):
         """Crimes from published count tables per (code, month, major, minor)."""
+        sql = ("SELECT code, name, borough_code, borough_name, major, minor, month, n "
+               "FROM area_counts WHERE level = ?")
+        params = [level]
+        if months is not None:
+            sql += f" AND month IN ({','.join('?' * len(months))})"
+            params += list(months)
+        return self.read_frame(sql, params)
 
-    @abc.abstractmethod
     def population(self, layer_id):
         """Residents per area of a layer: DataFrame code, year, persons, method."""
+        return self.read_frame(
+            "SELECT code, year, persons, method FROM area_population WHERE layer_id = ? ORDER BY code, year",
+            (layer_id,))
 
-    @abc.abstractmethod
+    def lsoa_population(self):
+        return self.read_frame("SELECT lsoa_code, year, persons, lad_code, source FROM lsoa_population")
+
+    def locations_of_layer(self, layer_id):
+        """Every stored location with its area in a layer (for tests and checks)."""
+        return self.read_frame(
+            "SELECT l.id AS location_id, l.x, l.y, la.code, la.on_edge FROM locations l "
+            "LEFT JOIN location_areas la ON la.location_id = l.id AND la.layer_id = ?", (layer_id,))
+
     def status(self):
-        """What is loaded, as a JSON-ready dict (see ``crimemap status``)."""
+        """What is loaded, as a JSON-ready dict (see ``crimemap status``), from one snapshot."""
+        from crimemap.store.status import build_status
+
+        with self.snapshot():
+            return build_status(self)
 
 
 def open_store(settings, readonly=False):

@@ -11,7 +11,6 @@ or none of it, and a writer killed halfway leaves nothing behind.
 
 import atexit
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -173,6 +172,7 @@ class PostGISStore(Store):
     """
 
     dialect = "postgresql"
+    GEOMETRY_SQL = "ST_AsBinary(geom) AS geom"
 
     def __init__(self, url, schema, instance, readonly=False, read_url="", pool_max=10, timeout=10.0):
         check_url(url)
@@ -311,90 +311,3 @@ class PostGISStore(Store):
         from crimemap.store.postgis_writer import open_writer
 
         return open_writer(self)
-
-    # -- reading -------------------------------------------------------------
-    def meta(self):
-        return dict(self.query("SELECT key, value FROM meta"))
-
-    def data_version(self):
-        return self.meta().get("data_version", "0")
-
-    def layers(self):
-        rows = self.query(
-            "SELECT id, level, vintage, layout, source, crs_note, loaded_at, n_areas, repairs, warnings "
-            "FROM layers ORDER BY level, vintage")
-        keys = ("id", "level", "vintage", "layout", "source", "crs_note", "loaded_at", "areas", "repairs", "warnings")
-        layers = [dict(zip(keys, row)) for row in rows]
-        defaults = {}
-        for layer in layers:
-            layer["repairs"] = json.loads(layer["repairs"] or "[]")
-            layer["warnings"] = json.loads(layer["warnings"] or "[]")
-            defaults[layer["level"]] = layer["id"]  # highest vintage wins (ordered above)
-        for layer in layers:
-            layer["default"] = defaults[layer["level"]] == layer["id"]
-        return layers
-
-    def layer(self, level, vintage=None):
-        layers = self.layers()
-        candidates = [lay for lay in layers if lay["level"] == level]
-        if not candidates and level == "snt":
-            # No SNT layer loaded: SNT = ward (documented in docs/snt.md).
-            candidates = [lay for lay in layers if lay["level"] == "ward"]
-        if vintage is not None:
-            candidates = [lay for lay in candidates if lay["vintage"] == str(vintage)]
-        else:
-            candidates = [lay for lay in candidates if lay["default"]]
-        return candidates[0] if candidates else None
-
-    def areas(self, layer_id, with_geometry=True):
-        columns = "code, name, borough_code, borough_name, force, area_m2"
-        if with_geometry:
-            columns += ", ST_AsBinary(geom) AS geom"
-        frame = self.read_frame(f"SELECT {columns} FROM areas WHERE layer_id = ? ORDER BY code", (layer_id,))
-        if not with_geometry:
-            return frame
-        import geopandas as gpd
-        import shapely
-
-        geometry = shapely.from_wkb(frame.pop("geom").to_numpy()) if len(frame) else []
-        return gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:27700")
-
-    def point_counts(self, layer_id, months=None, categories=None):
-        sql = "SELECT code, month, category, n FROM point_counts WHERE layer_id = ?"
-        params = [layer_id]
-        if months is not None:
-            sql += f" AND month IN ({','.join('?' * len(months))})"
-            params += list(months)
-        if categories is not None:
-            sql += f" AND category IN ({','.join('?' * len(categories))})"
-            params += list(categories)
-        return self.read_frame(sql, params)
-
-    def area_counts(self, level, months=None):
-        sql = ("SELECT code, name, borough_code, borough_name, major, minor, month, n "
-               "FROM area_counts WHERE level = ?")
-        params = [level]
-        if months is not None:
-            sql += f" AND month IN ({','.join('?' * len(months))})"
-            params += list(months)
-        return self.read_frame(sql, params)
-
-    def population(self, layer_id):
-        return self.read_frame(
-            "SELECT code, year, persons, method FROM area_population WHERE layer_id = ? ORDER BY code, year",
-            (layer_id,))
-
-    def lsoa_population(self):
-        return self.read_frame("SELECT lsoa_code, year, persons, lad_code, source FROM lsoa_population")
-
-    def locations_of_layer(self, layer_id):
-        """Every stored location with its area in a layer (for tests and checks)."""
-        return self.read_frame(
-            "SELECT l.id AS location_id, l.x, l.y, la.code, la.on_edge FROM locations l "
-            "LEFT JOIN location_areas la ON la.location_id = l.id AND la.layer_id = ?", (layer_id,))
-
-    def status(self):
-        from crimemap.store.status import build_status
-
-        with self.snapshot():
-            return build_status(self)
