@@ -21,7 +21,8 @@ from crimemap.errors import StoreError
 from crimemap.store.postgis import _register_geometry, frame_of
 from crimemap.store.postgis_sql import SRID, pg_ddl, translate
 from crimemap.store.schema import SCHEMA
-from crimemap.store.sqlite import SCHEMA_VERSION, _now, _values
+from crimemap.store.sqlite import _values
+from crimemap.store.writer_base import CRIME_COLUMNS, POINT_COLUMNS, PortableWriter, now as _now
 
 #: Advisory lock keys: one per schema (its writers queue), one for creating the extension.
 _LOCK_EXTENSION = "crimemap:create-extension-postgis"
@@ -87,7 +88,7 @@ def ensure_schema(conn, schema):
         conn.execute(statement)
 
 
-class PostGISWriter:
+class PostGISWriter(PortableWriter):
     """The write side of one transaction. Obtain it from :meth:`PostGISStore.writer`.
 
     Same methods and semantics as :class:`crimemap.store.sqlite.SQLiteWriter`;
@@ -97,12 +98,8 @@ class PostGISWriter:
     dialect = "postgresql"
 
     def __init__(self, conn, schema):
-        self.conn = conn
+        super().__init__(conn)
         self.schema = schema
-        self.changed = False
-        self._months_touched = set()
-        self._layers_replaced = set()
-        self._open = {}  # (feed, month) -> the batch this transaction writes (see stage_points)
 
     # -- portable statements (see "Portable SQL" in crimemap.store) ------------
     def execute(self, sql, params=()):
@@ -117,6 +114,11 @@ class PostGISWriter:
     def insert_id(self, sql, params=()):
         """Run an INSERT into a table with an ``id`` key and return the new row's id."""
         return self.conn.execute(translate(sql) + " RETURNING id", tuple(params)).fetchone()[0]
+
+    def read_frame(self, sql, params=()):
+        """Rows of a query in this transaction as a DataFrame."""
+        cur = self.execute(sql, params)
+        return frame_of(cur.fetchall(), [d.name for d in cur.description])
 
     def _x(self, sql, params=()):
         """PostgreSQL's own SQL (``%s`` placeholders), for this module."""
@@ -174,9 +176,6 @@ class PostGISWriter:
         self.changed = True
         return layer_id
 
-    def layer_ids(self):
-        return [r[0] for r in self._x("SELECT id FROM layers ORDER BY id").fetchall()]
-
     def layer_geometries(self, layer_id):
         """(codes, WKB geometries) of a layer, as the writer's transaction sees them."""
         rows = self._x("SELECT code, ST_AsBinary(geom) FROM areas WHERE layer_id = %s ORDER BY code",
@@ -211,28 +210,6 @@ class PostGISWriter:
             ids[pairs[:, 0]] = pairs[:, 1]
         return ids[inverse]
 
-    def has_unjoined_locations(self, layer_id):
-        """Whether some location is not yet joined to a layer."""
-        return bool(self._x(
-            "SELECT EXISTS (SELECT 1 FROM locations l WHERE NOT EXISTS ("
-            "SELECT 1 FROM location_areas la WHERE la.layer_id = %s AND la.location_id = l.id))",
-            (layer_id,)).fetchone()[0])
-
-    def unjoined_locations(self, layer_id, after=0, limit=None):
-        """Locations not yet joined to a layer, in id order: (ids, x, y) arrays.
-
-        ``after`` and ``limit`` read them in chunks: ids above ``after``, at most ``limit``.
-        """
-        rows = self._x(
-            "SELECT id, x, y FROM locations l WHERE l.id > %s AND NOT EXISTS ("
-            "SELECT 1 FROM location_areas la WHERE la.layer_id = %s AND la.location_id = l.id) "
-            "ORDER BY l.id LIMIT %s", (int(after), layer_id, int(limit) if limit else 2 ** 62)).fetchall()
-        if not rows:
-            empty = np.empty(0)
-            return empty.astype("int64"), empty, empty
-        arr = np.asarray(rows, dtype="float64")
-        return arr[:, 0].astype("int64"), arr[:, 1], arr[:, 2]
-
     def set_location_areas(self, layer_id, location_ids, codes, on_edge):
         """Record the join result: code None means outside every area."""
         self._temp("new_location_areas", 'location_id BIGINT, code TEXT COLLATE "C", on_edge BIGINT')
@@ -246,13 +223,6 @@ class PostGISWriter:
         self.changed = True
 
     # -- crimes from points ------------------------------------------------------
-    _POINT_COLUMNS = ["month", "force", "category", "crime_id", "api_id", "location_id", "location", "street_id",
-                      "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context", "location_type",
-                      "location_subtype"]
-    _CRIME_COLUMNS = ["batch_id", "month", "force", "category", "crime_id", "api_id", "location_id", "street",
-                      "street_id", "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context", "location_type",
-                      "location_subtype"]
-
     def stage_points(self, feed, kind, fmt, source, frame):
         """COPY a chunk of crimes (with a ``location_id`` column); each (feed, month) replaces the stored one.
 
@@ -261,65 +231,9 @@ class PostGISWriter:
         """
         if not len(frame):
             return
-        codes, uniques = pd.factorize(frame["month"])
-        batch_of = np.array([self._open_batch(feed, kind, fmt, source, m) for m in uniques], dtype=np.int64)
-        batch = batch_of[codes]
-        located = frame["location_id"].notna().to_numpy()
-        for k, month in enumerate(uniques):
-            mine = codes == k
-            entry = self._open[(feed, month)]
-            entry["rows"] += int(mine.sum())
-            entry["no_location"] += int((mine & ~located).sum())
-        columns = [batch.tolist()] + [_values(frame[c]) for c in self._POINT_COLUMNS]
-        self._copy("crimes", self._CRIME_COLUMNS, zip(*columns))
-
-    def _open_batch(self, feed, kind, fmt, source, month):
-        """The id of this transaction's batch of (feed, month), opening it (and dropping the stored one) first."""
-        entry = self._open.get((feed, month))
-        if entry is None:
-            self._drop_batch(feed, month)
-            batch_id = self._x(
-                "INSERT INTO batches(feed, kind, format, month, source, loaded_at, rows_read, no_location, rejected) "
-                "VALUES (%s,%s,%s,%s,%s,%s,0,0,0) RETURNING id",
-                (feed, kind, fmt, month, str(source), _now())).fetchone()[0]
-            entry = self._open[(feed, month)] = {"id": batch_id, "kinds": {kind}, "formats": {fmt}, "sources": [],
-                                                 "rows": 0, "no_location": 0}
-            self._months_touched.add(month)
-        entry["kinds"].add(kind)
-        entry["formats"].add(fmt)
-        if str(source) not in entry["sources"]:
-            entry["sources"].append(str(source))
-        return entry["id"]
-
-    def commit_staged(self, rejected_by_feed_month=None):
-        """Finish every (feed, month) written by :meth:`stage_points`: its counts, sources and rejects.
-
-        Returns
-        -------
-        list of dict
-            One per batch written, by feed and month: feed, month, rows, no_location.
-        """
-        rejected_by_feed_month = rejected_by_feed_month or {}
-        written = []
-        for (feed, month), entry in sorted(self._open.items()):
-            rejected = rejected_by_feed_month.get((feed, month), 0)
-            self._x("UPDATE batches SET kind = %s, format = %s, source = %s, rows_read = %s, no_location = %s, "
-                    "rejected = %s WHERE id = %s",
-                    (min(entry["kinds"]), min(entry["formats"]), ",".join(entry["sources"]),
-                     entry["rows"] + rejected, entry["no_location"], rejected, entry["id"]))
-            written.append({"feed": feed, "month": month, "rows": entry["rows"], "no_location": entry["no_location"]})
-        self._open = {}
-        if written:
-            self.changed = True
-        return written
-
-    def _drop_batch(self, feed, month):
-        row = self._x("SELECT id FROM batches WHERE feed = %s AND month = %s", (feed, month)).fetchone()
-        if row:
-            self._x("DELETE FROM crimes WHERE batch_id = %s", row)
-            self._x("DELETE FROM area_counts WHERE batch_id = %s", row)
-            self._x("DELETE FROM batches WHERE id = %s", row)
-            self._months_touched.add(month)
+        batch = self._batch_rows(feed, kind, fmt, source, frame)
+        columns = [batch.tolist()] + [_values(frame[c]) for c in POINT_COLUMNS]
+        self._copy("crimes", CRIME_COLUMNS, zip(*columns))
 
     # -- crimes from published counts -------------------------------------------
     def replace_counts(self, feed, fmt, source, frame, coverage):
@@ -327,12 +241,7 @@ class PostGISWriter:
         written = []
         cols = ["level", "code", "name", "borough_code", "borough_name", "major", "minor", "month", "count"]
         for month, part in frame.groupby("month", sort=True):
-            self._drop_batch(feed, month)
-            batch_id = self._x(
-                "INSERT INTO batches(feed, kind, format, month, source, loaded_at, rows_read, no_location, rejected, "
-                "coverage) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-                (feed, "counts", fmt, month, str(source), _now(), int(part["count"].sum()), 0, 0,
-                 json.dumps(coverage))).fetchone()[0]
+            batch_id = self._open_counts_batch(feed, fmt, source, month, part, coverage)
             columns = [[batch_id] * len(part)] + [_values(part[c]) for c in cols]
             self._copy("area_counts", ["batch_id", "level", "code", "name", "borough_code", "borough_name", "major",
                                        "minor", "month", "n"], zip(*columns))
@@ -341,34 +250,6 @@ class PostGISWriter:
         return written
 
     # -- population --------------------------------------------------------------
-    def put_lsoa_population(self, frame, source):
-        self.executemany(
-            "INSERT INTO lsoa_population(lsoa_code, year, persons, lad_code, source) VALUES (?,?,?,?,?) "
-            "ON CONFLICT (lsoa_code, year) DO UPDATE SET persons = excluded.persons, lad_code = excluded.lad_code, "
-            "source = excluded.source",
-            ((c, str(y), int(p), lad, str(source)) for c, y, p, lad in
-             frame[["lsoa_code", "year", "persons", "lad_code"]].itertuples(index=False, name=None)))
-        self.changed = True
-
-    def _frame(self, sql, params=()):
-        cur = self._x(sql, params)
-        return frame_of(cur.fetchall(), [d.name for d in cur.description])
-
-    def lsoa_population(self):
-        return self._frame("SELECT lsoa_code, year, persons, lad_code FROM lsoa_population")
-
-    def put_direct_population(self, frame, source):
-        """Residents of areas given by code (ward profiles, borough tables)."""
-        self.executemany(
-            "INSERT INTO direct_population(code, year, persons, source) VALUES (?,?,?,?) "
-            "ON CONFLICT (code, year) DO UPDATE SET persons = excluded.persons, source = excluded.source",
-            ((c, str(y), int(p), str(source)) for c, y, p in
-             frame[["code", "year", "persons"]].itertuples(index=False, name=None)))
-        self.changed = True
-
-    def direct_population(self):
-        return self._frame("SELECT code, year, persons, source FROM direct_population")
-
     def put_area_population(self, layer_id, frame):
         """Replace a layer's residents per area (code, year, persons, method)."""
         self._x("DELETE FROM area_population WHERE layer_id = %s", (layer_id,))
@@ -377,38 +258,7 @@ class PostGISWriter:
                     frame[["code", "year", "persons", "method"]].itertuples(index=False, name=None)))
         self.changed = True
 
-    def layer_info(self):
-        rows = self._x("SELECT id, level, vintage FROM layers ORDER BY id").fetchall()
-        return [dict(zip(("id", "level", "vintage"), r)) for r in rows]
-
-    def lsoa_points(self, layer_id):
-        """Representative points of a layer's areas: codes, x, y (for best-fit rules)."""
-        import shapely
-
-        codes, wkbs = self.layer_geometries(layer_id)
-        if not codes:
-            return np.array([], dtype=object), np.empty(0), np.empty(0)
-        points = shapely.point_on_surface(shapely.from_wkb(wkbs))
-        return np.asarray(codes, dtype=object), shapely.get_x(points), shapely.get_y(points)
-
     # -- bookkeeping ---------------------------------------------------------------
-    def log_ingest(self, kind, sources, report):
-        self._x("INSERT INTO ingests(at, kind, sources, report) VALUES (%s,%s,%s,%s)",
-                (_now(), kind, json.dumps([str(s) for s in sources]), json.dumps(report, default=str)))
-
-    def finish(self):
-        """Bring derived tables up to date and bump the data version."""
-        if not self.changed:
-            return
-        self._refresh_point_counts()
-        row = self._x("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
-        version = int(row[0]) + 1 if row else 1
-        with self.conn.cursor() as cur:
-            cur.executemany("INSERT INTO meta(key, value) VALUES (%s, %s) "
-                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                            [("data_version", str(version)), ("updated_at", _now()),
-                             ("schema_version", str(SCHEMA_VERSION))])
-
     def _refresh_point_counts(self):
         """Recount crimes per area: replaced layers whole, other layers for the months this write touched."""
         aggregate = ("INSERT INTO point_counts(layer_id, code, month, category, n) "

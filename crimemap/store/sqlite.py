@@ -7,7 +7,6 @@ docs/store.md for the choice and the schema.
 """
 
 import contextlib
-import datetime as dt
 import json
 import sqlite3
 import threading
@@ -19,14 +18,10 @@ import pandas as pd
 from crimemap.errors import StoreError
 from crimemap.store import Store
 from crimemap.store.schema import SCHEMA
+from crimemap.store.writer_base import CRIME_COLUMNS, POINT_COLUMNS, PortableWriter, now as _now
 
-SCHEMA_VERSION = 2  # 2: crimes.id (schema 1 files are refused with a clear message)
 WRITER_CACHE_KIB = 128 * 1024  # SQLite page cache of a write transaction
 
-
-
-def _now():
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
 def _check_schema(conn, path):
@@ -163,17 +158,10 @@ class SQLiteStore(Store):
         # see the new data at their next transaction.
 
 
-class SQLiteWriter:
+class SQLiteWriter(PortableWriter):
     """The write side of one transaction. Obtain it from :meth:`SQLiteStore.writer`."""
 
     dialect = "sqlite"
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.changed = False
-        self._months_touched = set()
-        self._layers_replaced = set()
-        self._open = {}  # (feed, month) -> the batch this transaction writes (see stage_points)
 
     # -- portable statements (see "Portable SQL" in crimemap.store) ------------
     def execute(self, sql, params=()):
@@ -187,6 +175,10 @@ class SQLiteWriter:
     def insert_id(self, sql, params=()):
         """Run an INSERT into a table with an ``id`` key and return the new row's id."""
         return self.conn.execute(sql, params).lastrowid
+
+    def read_frame(self, sql, params=()):
+        """Rows of a query in this transaction as a DataFrame."""
+        return pd.read_sql_query(sql, self.conn, params=params)
 
     # -- boundaries ------------------------------------------------------------
     def put_layer(self, layer):
@@ -224,9 +216,6 @@ class SQLiteWriter:
         self._layers_replaced.add(layer_id)
         self.changed = True
         return layer_id
-
-    def layer_ids(self):
-        return [r[0] for r in self.conn.execute("SELECT id FROM layers ORDER BY id")]
 
     def layer_geometries(self, layer_id):
         """(codes, WKB geometries) of a layer, as the writer's transaction sees them."""
@@ -267,28 +256,6 @@ class SQLiteWriter:
             ids[pairs[:, 0]] = pairs[:, 1]
         return ids[inverse]
 
-    def has_unjoined_locations(self, layer_id):
-        """Whether some location is not yet joined to a layer."""
-        return self.conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM locations l WHERE NOT EXISTS ("
-            "SELECT 1 FROM location_areas la WHERE la.layer_id = ? AND la.location_id = l.id))",
-            (layer_id,)).fetchone()[0] == 1
-
-    def unjoined_locations(self, layer_id, after=0, limit=None):
-        """Locations not yet joined to a layer, in id order: (ids, x, y) arrays.
-
-        ``after`` and ``limit`` read them in chunks: ids above ``after``, at most ``limit``.
-        """
-        rows = self.conn.execute(
-            "SELECT id, x, y FROM locations l WHERE l.id > ? AND NOT EXISTS ("
-            "SELECT 1 FROM location_areas la WHERE la.layer_id = ? AND la.location_id = l.id) "
-            "ORDER BY l.id LIMIT ?", (int(after), layer_id, int(limit) if limit else 2 ** 62)).fetchall()
-        if not rows:
-            empty = np.empty(0)
-            return empty.astype("int64"), empty, empty
-        arr = np.asarray(rows, dtype="float64")
-        return arr[:, 0].astype("int64"), arr[:, 1], arr[:, 2]
-
     def set_location_areas(self, layer_id, location_ids, codes, on_edge):
         """Record the join result: code None means outside every area."""
         self.conn.executemany(
@@ -301,10 +268,6 @@ class SQLiteWriter:
         self.changed = True
 
     # -- crimes from points ------------------------------------------------------
-    _POINT_COLUMNS = ["month", "force", "category", "crime_id", "api_id", "location_id", "location", "street_id",
-                      "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context", "location_type",
-                      "location_subtype"]
-
     def stage_points(self, feed, kind, fmt, source, frame):
         """Write a chunk of crimes (with a ``location_id`` column); each (feed, month) replaces the stored one.
 
@@ -315,80 +278,18 @@ class SQLiteWriter:
         """
         if not len(frame):
             return
-        months = frame["month"]
-        codes, uniques = pd.factorize(months)
-        batch_of = np.array([self._open_batch(feed, kind, fmt, source, m) for m in uniques], dtype=np.int64)
-        batch = batch_of[codes]
-        located = frame["location_id"].notna().to_numpy()
-        for k, month in enumerate(uniques):
-            mine = codes == k
-            entry = self._open[(feed, month)]
-            entry["rows"] += int(mine.sum())
-            entry["no_location"] += int((mine & ~located).sum())
-        columns = [batch.tolist()] + [_values(frame[c]) for c in self._POINT_COLUMNS]
+        batch = self._batch_rows(feed, kind, fmt, source, frame)
+        columns = [batch.tolist()] + [_values(frame[c]) for c in POINT_COLUMNS]
         self.conn.executemany(
-            "INSERT INTO crimes(batch_id, month, force, category, crime_id, api_id, location_id, street, street_id, "
-            "lsoa_code, lsoa_name, outcome, outcome_month, context, location_type, location_subtype) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", zip(*columns))
-
-    def _open_batch(self, feed, kind, fmt, source, month):
-        """The id of this transaction's batch of (feed, month), opening it (and dropping the stored one) first."""
-        entry = self._open.get((feed, month))
-        if entry is None:
-            self._drop_batch(feed, month)
-            batch_id = self.conn.execute(
-                "INSERT INTO batches(feed, kind, format, month, source, loaded_at, rows_read, no_location, rejected) "
-                "VALUES (?,?,?,?,?,?,0,0,0)", (feed, kind, fmt, month, str(source), _now())).lastrowid
-            entry = self._open[(feed, month)] = {"id": batch_id, "kinds": {kind}, "formats": {fmt}, "sources": [],
-                                                 "rows": 0, "no_location": 0}
-            self._months_touched.add(month)
-        entry["kinds"].add(kind)
-        entry["formats"].add(fmt)
-        if str(source) not in entry["sources"]:
-            entry["sources"].append(str(source))
-        return entry["id"]
-
-    def commit_staged(self, rejected_by_feed_month=None):
-        """Finish every (feed, month) written by :meth:`stage_points`: its counts, sources and rejects.
-
-        Returns
-        -------
-        list of dict
-            One per batch written, by feed and month: feed, month, rows, no_location.
-        """
-        rejected_by_feed_month = rejected_by_feed_month or {}
-        written = []
-        for (feed, month), entry in sorted(self._open.items()):
-            rejected = rejected_by_feed_month.get((feed, month), 0)
-            self.conn.execute(
-                "UPDATE batches SET kind = ?, format = ?, source = ?, rows_read = ?, no_location = ?, rejected = ? "
-                "WHERE id = ?", (min(entry["kinds"]), min(entry["formats"]), ",".join(entry["sources"]),
-                                 entry["rows"] + rejected, entry["no_location"], rejected, entry["id"]))
-            written.append({"feed": feed, "month": month, "rows": entry["rows"], "no_location": entry["no_location"]})
-        self._open = {}
-        if written:
-            self.changed = True
-        return written
-
-    def _drop_batch(self, feed, month):
-        row = self.conn.execute("SELECT id FROM batches WHERE feed = ? AND month = ?", (feed, month)).fetchone()
-        if row:
-            self.conn.execute("DELETE FROM crimes WHERE batch_id = ?", row)
-            self.conn.execute("DELETE FROM area_counts WHERE batch_id = ?", row)
-            self.conn.execute("DELETE FROM batches WHERE id = ?", row)
-            self._months_touched.add(month)
+            f"INSERT INTO crimes({', '.join(CRIME_COLUMNS)}) VALUES ({','.join('?' * len(CRIME_COLUMNS))})",
+            zip(*columns))
 
     # -- crimes from published counts -------------------------------------------
     def replace_counts(self, feed, fmt, source, frame, coverage):
         """Replace each month of a count table (long format from ``read_counts``)."""
         written = []
         for month, part in frame.groupby("month", sort=True):
-            self._drop_batch(feed, month)
-            batch_id = self.conn.execute(
-                "INSERT INTO batches(feed, kind, format, month, source, loaded_at, rows_read, no_location, rejected, "
-                "coverage) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (feed, "counts", fmt, month, str(source), _now(), int(part["count"].sum()), 0, 0,
-                 json.dumps(coverage))).lastrowid
+            batch_id = self._open_counts_batch(feed, fmt, source, month, part, coverage)
             cols = ["level", "code", "name", "borough_code", "borough_name", "major", "minor", "month", "count"]
             self.conn.executemany(
                 "INSERT INTO area_counts(batch_id, level, code, name, borough_code, borough_name, major, minor, "
@@ -399,27 +300,6 @@ class SQLiteWriter:
         return written
 
     # -- population --------------------------------------------------------------
-    def put_lsoa_population(self, frame, source):
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO lsoa_population(lsoa_code, year, persons, lad_code, source) VALUES (?,?,?,?,?)",
-            ((c, str(y), int(p), lad, str(source)) for c, y, p, lad in
-             frame[["lsoa_code", "year", "persons", "lad_code"]].itertuples(index=False, name=None)))
-        self.changed = True
-
-    def lsoa_population(self):
-        return pd.read_sql_query("SELECT lsoa_code, year, persons, lad_code FROM lsoa_population", self.conn)
-
-    def put_direct_population(self, frame, source):
-        """Residents of areas given by code (ward profiles, borough tables)."""
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO direct_population(code, year, persons, source) VALUES (?,?,?,?)",
-            ((c, str(y), int(p), str(source)) for c, y, p in
-             frame[["code", "year", "persons"]].itertuples(index=False, name=None)))
-        self.changed = True
-
-    def direct_population(self):
-        return pd.read_sql_query("SELECT code, year, persons, source FROM direct_population", self.conn)
-
     def put_area_population(self, layer_id, frame):
         """Replace a layer's residents per area (code, year, persons, method)."""
         self.conn.execute("DELETE FROM area_population WHERE layer_id = ?", (layer_id,))
@@ -429,36 +309,7 @@ class SQLiteWriter:
              frame[["code", "year", "persons", "method"]].itertuples(index=False, name=None)))
         self.changed = True
 
-    def layer_info(self):
-        rows = self.conn.execute("SELECT id, level, vintage FROM layers ORDER BY id").fetchall()
-        return [dict(zip(("id", "level", "vintage"), r)) for r in rows]
-
-    def lsoa_points(self, layer_id):
-        """Representative points of a layer's areas: codes, x, y (for best-fit rules)."""
-        import shapely
-
-        codes, wkbs = self.layer_geometries(layer_id)
-        if not codes:
-            return np.array([], dtype=object), np.empty(0), np.empty(0)
-        points = shapely.point_on_surface(shapely.from_wkb(wkbs))
-        return np.asarray(codes, dtype=object), shapely.get_x(points), shapely.get_y(points)
-
     # -- bookkeeping ---------------------------------------------------------------
-    def log_ingest(self, kind, sources, report):
-        self.conn.execute("INSERT INTO ingests(at, kind, sources, report) VALUES (?,?,?,?)",
-                          (_now(), kind, json.dumps([str(s) for s in sources]), json.dumps(report, default=str)))
-
-    def finish(self):
-        """Bring derived tables up to date and bump the data version."""
-        if not self.changed:
-            return
-        self._refresh_point_counts()
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()
-        version = int(row[0]) + 1 if row else 1
-        self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                              [("data_version", str(version)), ("updated_at", _now()),
-                               ("schema_version", str(SCHEMA_VERSION))])
-
     def _refresh_point_counts(self):
         """Recount crimes per area: replaced layers whole, other layers for the months this write touched."""
         aggregate = ("INSERT INTO point_counts(layer_id, code, month, category, n) "
