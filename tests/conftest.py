@@ -134,13 +134,20 @@ def postgis_url():
         return
     from tests import pg_cluster
 
+    need_postgres()
+    with pg_cluster.pg_cluster() as cluster:
+        yield cluster.url
+
+
+def need_postgres():
+    """Skip when PostgreSQL + PostGIS are not installed; fail instead under CI=true."""
+    from tests import pg_cluster
+
     reason = pg_cluster.missing_reason()
     if reason:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason + " (CI=true: failing instead of skipping)")
         pytest.skip(reason)
-    with pg_cluster.pg_cluster() as cluster:
-        yield cluster.url
 
 
 def leg_store(instance, readonly=True):

@@ -79,14 +79,7 @@ def test_a_broken_store_is_not_ready_and_leaks_nothing(tmp_path):
     folder.mkdir()
     (folder / "crimemap.sqlite").write_bytes(b"this is not a database, " * 200)
     client = _client(folder, embedded=True)
-    live = client.get("/healthz")
-    assert live.status_code == 200
-    assert live.headers.getlist("X-Data-Version") == ["unavailable"]
-    ready = client.get("/readyz")
-    assert ready.status_code == 503
-    body = ready.get_json()
-    assert body["error"] == "not ready: the store does not answer (DatabaseError)"
-    assert body["checks"]["store"] == "unreachable"
+    ready = _alive_but_not_ready(client, "DatabaseError")
     assert str(folder) not in ready.get_data(as_text=True)
 
 
@@ -117,14 +110,7 @@ def test_a_database_that_cannot_be_reached_is_alive_but_not_ready(tmp_path):
     """A PostGIS DATABASE_URL where nothing listens: /healthz still 200, /readyz a 503 naming StoreUnavailable."""
     client = create_app({"INSTANCE": str(tmp_path / "pg"), "TESTING": True, "DATABASE_TIMEOUT_S": 2,
                          "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/nothing"}).test_client()
-    live = client.get("/healthz")
-    assert live.status_code == 200
-    assert live.headers.getlist("X-Data-Version") == ["unavailable"]
-    ready = client.get("/readyz")
-    assert ready.status_code == 503
-    body = ready.get_json()
-    assert body["error"] == "not ready: the store does not answer (StoreUnavailable)"
-    assert body["checks"]["store"] == "unreachable"
+    ready = _alive_but_not_ready(client, "StoreUnavailable")
     assert "nobody" not in ready.get_data(as_text=True)  # no connection details leak
 
 
@@ -137,3 +123,16 @@ def test_the_legs_loaded_store_is_ready(api_2018):
     assert reasons == []
     assert checks["store"] == "ok" and checks["boundary_layers"] == 3 and checks["crime_months"] == len(months) == 3
     assert checks["data_version"] == api_2018.store.data_version()
+
+
+def _alive_but_not_ready(client, cause):
+    """/healthz 200 without asking the store, /readyz 503 naming ``cause``; returns the /readyz response."""
+    live = client.get("/healthz")
+    assert live.status_code == 200
+    assert live.headers.getlist("X-Data-Version") == ["unavailable"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.get_json()
+    assert body["error"] == f"not ready: the store does not answer ({cause})"
+    assert body["checks"]["store"] == "unreachable"
+    return ready

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests import pg_cluster
+from tests.conftest import need_postgres
 from tests.live_server import live_server
 
 PAGE = "/"
@@ -27,11 +28,7 @@ RECOVERY_S = 20  # pool retries every few seconds; generous for a loaded 2-core 
 @pytest.fixture
 def own_cluster():
     """A cluster this test may stop and start (skips without PostgreSQL, fails under CI=true)."""
-    reason = pg_cluster.missing_reason()
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason + " (CI=true: failing instead of skipping)")
-        pytest.skip(reason)
+    need_postgres()
     with pg_cluster.pg_cluster() as cluster:
         yield cluster
 

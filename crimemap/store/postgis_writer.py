@@ -13,7 +13,6 @@ import contextlib
 import json
 
 import numpy as np
-import pandas as pd
 import psycopg
 from psycopg import sql as pgsql
 
@@ -22,7 +21,7 @@ from crimemap.store.postgis import _register_geometry, frame_of
 from crimemap.store.postgis_sql import SRID, pg_ddl, translate
 from crimemap.store.schema import SCHEMA
 from crimemap.store.sqlite import _values
-from crimemap.store.writer_base import CRIME_COLUMNS, POINT_COLUMNS, PortableWriter, now as _now
+from crimemap.store.writer_base import CRIME_COLUMNS, POINT_COLUMNS, RECOUNT_SQL, PortableWriter, now as _now
 
 #: Advisory lock keys: one per schema (its writers queue), one for creating the extension.
 _LOCK_EXTENSION = "crimemap:create-extension-postgis"
@@ -185,26 +184,19 @@ class PostGISWriter(PortableWriter):
     # -- locations and the join cache -----------------------------------------
     def location_ids(self, lon, lat, x, y):
         """Ids for locations given in degrees (and metres), inserting new ones (keyed on micro-degrees)."""
-        lon_e6 = np.round(np.asarray(lon, dtype="float64") * 1e6).astype("int64")
-        lat_e6 = np.round(np.asarray(lat, dtype="float64") * 1e6).astype("int64")
-        inverse, keys = pd.factorize(lon_e6 * (1 << 32) + (lat_e6 & 0xFFFFFFFF))
-        first = np.full(len(keys), len(lon_e6), dtype="int64")
-        np.minimum.at(first, inverse, np.arange(len(lon_e6), dtype="int64"))
-        u_lon, u_lat = lon_e6[first], lat_e6[first]
-        x = np.asarray(x, dtype="float64")[first]
-        y = np.asarray(y, dtype="float64")[first]
+        inverse, u_lon, u_lat, x, y = self._distinct_locations(lon, lat, x, y)
         # The chunk's distinct locations are COPYed into a staging table; PostgreSQL
         # adds the new ones to locations (ids in order of first appearance) and
         # returns every id.
         self._temp("new_locations", "k BIGINT PRIMARY KEY, lon_e6 BIGINT, lat_e6 BIGINT, "
                                     "x DOUBLE PRECISION, y DOUBLE PRECISION")
         self._copy("new_locations", ["k", "lon_e6", "lat_e6", "x", "y"],
-                   zip(range(len(keys)), u_lon.tolist(), u_lat.tolist(), x.tolist(), y.tolist()))
+                   zip(range(len(u_lon)), u_lon.tolist(), u_lat.tolist(), x.tolist(), y.tolist()))
         self._x("INSERT INTO locations(lon_e6, lat_e6, x, y) SELECT lon_e6, lat_e6, x, y FROM new_locations "
                 "ORDER BY k ON CONFLICT (lon_e6, lat_e6) DO NOTHING")
         rows = self._x("SELECT n.k, l.id FROM new_locations n JOIN locations l "
                        "ON l.lon_e6 = n.lon_e6 AND l.lat_e6 = n.lat_e6").fetchall()
-        ids = np.empty(len(keys), dtype="int64")
+        ids = np.empty(len(u_lon), dtype="int64")
         if rows:
             pairs = np.asarray(rows, dtype="int64")
             ids[pairs[:, 0]] = pairs[:, 1]
@@ -261,10 +253,7 @@ class PostGISWriter(PortableWriter):
     # -- bookkeeping ---------------------------------------------------------------
     def _refresh_point_counts(self):
         """Recount crimes per area: replaced layers whole, other layers for the months this write touched."""
-        aggregate = ("INSERT INTO point_counts(layer_id, code, month, category, n) "
-                     "SELECT la.layer_id, la.code, c.month, c.category, COUNT(*) FROM crimes c "
-                     "JOIN location_areas la ON la.location_id = c.location_id "
-                     "WHERE la.code IS NOT NULL AND {where} GROUP BY la.layer_id, la.code, c.month, c.category")
+        aggregate = RECOUNT_SQL
         # Rows COPYed in this transaction have no statistics yet (autovacuum cannot see them), and
         # without them the planner guessed a nested loop that ran for minutes at 10M crimes
         # (bench/RESULTS.md "National scale"); ANALYZE samples them inside the transaction.

@@ -18,7 +18,7 @@ import pandas as pd
 from crimemap.errors import StoreError
 from crimemap.store import Store
 from crimemap.store.schema import SCHEMA
-from crimemap.store.writer_base import CRIME_COLUMNS, POINT_COLUMNS, PortableWriter, now as _now
+from crimemap.store.writer_base import CRIME_COLUMNS, POINT_COLUMNS, RECOUNT_SQL, PortableWriter, now as _now
 
 WRITER_CACHE_KIB = 128 * 1024  # SQLite page cache of a write transaction
 
@@ -224,33 +224,20 @@ class SQLiteWriter(PortableWriter):
 
     # -- locations and the join cache -----------------------------------------
     def location_ids(self, lon, lat, x, y):
-        """Ids for locations given in degrees (and metres), inserting new ones.
-
-        Locations are keyed on micro-degrees, the precision police.uk publishes,
-        so the same anonymised map point always gets the same id.
-        """
-        lon_e6 = np.round(np.asarray(lon, dtype="float64") * 1e6).astype("int64")
-        lat_e6 = np.round(np.asarray(lat, dtype="float64") * 1e6).astype("int64")
-        # One int64 key per location (both values fit in 32 bits), so that one
-        # hash-based factorize finds the distinct locations, in order of first appearance.
-        inverse, keys = pd.factorize(lon_e6 * (1 << 32) + (lat_e6 & 0xFFFFFFFF))
-        first = np.full(len(keys), len(lon_e6), dtype="int64")
-        np.minimum.at(first, inverse, np.arange(len(lon_e6), dtype="int64"))
-        u_lon, u_lat = lon_e6[first], lat_e6[first]
-        x = np.asarray(x, dtype="float64")[first]
-        y = np.asarray(y, dtype="float64")[first]
+        """Ids for locations given in degrees (and metres), inserting new ones (see ``_distinct_locations``)."""
+        inverse, u_lon, u_lat, x, y = self._distinct_locations(lon, lat, x, y)
         # The chunk's locations go into a temporary table once; SQLite then adds the
         # new ones to locations and reads every id back, without more Python rows.
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS new_locations(k INTEGER PRIMARY KEY, lon_e6, lat_e6, x, y)")
         self.conn.execute("DELETE FROM new_locations")
         self.conn.executemany("INSERT INTO new_locations(k, lon_e6, lat_e6, x, y) VALUES (?,?,?,?,?)",
-                              zip(range(len(keys)), u_lon.tolist(), u_lat.tolist(), x.tolist(), y.tolist()))
+                              zip(range(len(u_lon)), u_lon.tolist(), u_lat.tolist(), x.tolist(), y.tolist()))
         self.conn.execute("INSERT OR IGNORE INTO locations(lon_e6, lat_e6, x, y) "
                           "SELECT lon_e6, lat_e6, x, y FROM new_locations ORDER BY k")
         rows = self.conn.execute(
             "SELECT n.k, l.id FROM new_locations n JOIN locations l "
             "ON l.lon_e6 = n.lon_e6 AND l.lat_e6 = n.lat_e6").fetchall()
-        ids = np.empty(len(keys), dtype="int64")
+        ids = np.empty(len(u_lon), dtype="int64")
         if rows:
             pairs = np.asarray(rows, dtype="int64")
             ids[pairs[:, 0]] = pairs[:, 1]
@@ -312,10 +299,7 @@ class SQLiteWriter(PortableWriter):
     # -- bookkeeping ---------------------------------------------------------------
     def _refresh_point_counts(self):
         """Recount crimes per area: replaced layers whole, other layers for the months this write touched."""
-        aggregate = ("INSERT INTO point_counts(layer_id, code, month, category, n) "
-                     "SELECT la.layer_id, la.code, c.month, c.category, COUNT(*) FROM crimes c "
-                     "JOIN location_areas la ON la.location_id = c.location_id "
-                     "WHERE la.code IS NOT NULL AND {where} GROUP BY la.layer_id, la.code, c.month, c.category")
+        aggregate = RECOUNT_SQL
         for layer_id in self._layers_replaced:
             self.conn.execute("DELETE FROM point_counts WHERE layer_id = ?", (layer_id,))
             self.conn.execute(aggregate.format(where="la.layer_id = ?"), (layer_id,))

@@ -24,6 +24,13 @@ CRIME_COLUMNS = ["batch_id", "month", "force", "category", "crime_id", "api_id",
                  "street_id", "lsoa_code", "lsoa_name", "outcome", "outcome_month", "context", "location_type",
                  "location_subtype"]
 
+# Crimes per (layer, area, month, category) from the join cache; {where} narrows it to the layers
+# and months a write touched. The backends run it in their own placeholder style and plan.
+RECOUNT_SQL = ("INSERT INTO point_counts(layer_id, code, month, category, n) "
+               "SELECT la.layer_id, la.code, c.month, c.category, COUNT(*) FROM crimes c "
+               "JOIN location_areas la ON la.location_id = c.location_id "
+               "WHERE la.code IS NOT NULL AND {where} GROUP BY la.layer_id, la.code, c.month, c.category")
+
 
 def now():
     """The current UTC time, to the second, as ISO 8601."""
@@ -59,6 +66,29 @@ class PortableWriter:
         return np.asarray(codes, dtype=object), shapely.get_x(points), shapely.get_y(points)
 
     # -- locations and the join cache -----------------------------------------
+    @staticmethod
+    def _distinct_locations(lon, lat, x, y):
+        """A chunk's distinct locations, in order of first appearance.
+
+        Locations are keyed on micro-degrees, the precision police.uk publishes,
+        so the same anonymised map point always gets the same id. One int64 key
+        per location (both values fit in 32 bits) lets one hash-based factorize
+        find them.
+
+        Returns
+        -------
+        tuple
+            ``inverse`` (each row's position among the distinct ones), then the
+            distinct ``lon_e6``, ``lat_e6``, ``x`` and ``y`` arrays.
+        """
+        lon_e6 = np.round(np.asarray(lon, dtype="float64") * 1e6).astype("int64")
+        lat_e6 = np.round(np.asarray(lat, dtype="float64") * 1e6).astype("int64")
+        inverse, keys = pd.factorize(lon_e6 * (1 << 32) + (lat_e6 & 0xFFFFFFFF))
+        first = np.full(len(keys), len(lon_e6), dtype="int64")
+        np.minimum.at(first, inverse, np.arange(len(lon_e6), dtype="int64"))
+        return (inverse, lon_e6[first], lat_e6[first], np.asarray(x, dtype="float64")[first],
+                np.asarray(y, dtype="float64")[first])
+
     def has_unjoined_locations(self, layer_id):
         """Whether some location is not yet joined to a layer."""
         return bool(self.execute(
