@@ -146,11 +146,7 @@ def met_rows(draw):
 def test_met_ward_rows_count_exactly_the_clean_cells(tmp_path_factory, data):
     from crimemap.io import mps
 
-    path = tmp_path_factory.mktemp("met") / "MPS_Ward_Level_Crime.csv"
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(MET_HEADER)
-        writer.writerows(data)
+    path = _write_csv(tmp_path_factory.mktemp("met") / "MPS_Ward_Level_Crime.csv", MET_HEADER, data)
     rejects = Rejects()
     try:
         out = mps.read(path, "mps-ward", rejects)
@@ -194,11 +190,8 @@ def stop_rows(draw):
 def test_hostile_stop_rows_are_kept_or_rejected(tmp_path_factory, data):
     from crimemap.stops.io import read_stops
 
-    path = tmp_path_factory.mktemp("stops") / "2016-06-metropolitan-stop-and-search.csv"
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(STOP_HEADER)
-        writer.writerows(data)
+    path = _write_csv(tmp_path_factory.mktemp("stops") / "2016-06-metropolitan-stop-and-search.csv",
+                      STOP_HEADER, data)
     rejects = Rejects()
     try:
         frame = read_stops(path, rejects=rejects)
@@ -209,3 +202,12 @@ def test_hostile_stop_rows_are_kept_or_rejected(tmp_path_factory, data):
     located = frame.dropna(subset=["lat", "lon"])
     written = {(_number(row[4]), _number(row[5])) for row in data}
     assert all((lat, lon) in written for lat, lon in zip(located["lat"], located["lon"]))
+
+
+def _write_csv(path, header, rows):
+    """``rows`` under ``header`` as a UTF-8 CSV file; returns the path."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path

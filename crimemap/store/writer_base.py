@@ -89,6 +89,16 @@ class PortableWriter:
         return (inverse, lon_e6[first], lat_e6[first], np.asarray(x, dtype="float64")[first],
                 np.asarray(y, dtype="float64")[first])
 
+    def _staged_location_ids(self, inverse, n):
+        """Each row's location id, once the chunk's ``n`` distinct locations (key ``k``) are in ``new_locations``."""
+        rows = self.execute("SELECT n.k, l.id FROM new_locations n JOIN locations l "
+                            "ON l.lon_e6 = n.lon_e6 AND l.lat_e6 = n.lat_e6").fetchall()
+        ids = np.empty(n, dtype="int64")
+        if rows:
+            pairs = np.asarray(rows, dtype="int64")
+            ids[pairs[:, 0]] = pairs[:, 1]
+        return ids[inverse]
+
     def has_unjoined_locations(self, layer_id):
         """Whether some location is not yet joined to a layer."""
         return bool(self.execute(
