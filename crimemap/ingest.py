@@ -192,8 +192,9 @@ def ingest_crimes(store, paths, fmt=None, settings=None, progress=None, echo=Non
             if echo:
                 echo(_file_line(entry))
         report.batches.extend(writer.commit_staged(single_batch_rejects))
-        cache = _IndexCache(writer, settings)
-        join_locations(writer, cache)
+        # The indexes (hundreds of MB for a national ward layer) go once the join is done,
+        # before the recount at commit needs its own memory.
+        join_locations(writer, _IndexCache(writer, settings))
         months = sorted({b["month"] for b in report.batches})
         report.outside, report.on_edge = _placement(writer, months, listed)
         writer.log_ingest("crimes", [str(p) for p, _ in plans], report.to_dict())

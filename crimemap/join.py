@@ -71,6 +71,13 @@ _PAD = 2
 # have been joined that way; then the grid is built. A single call of half as
 # many points builds it at once.
 _BUDGET = 1.5
+# The grid is built in blocks, so its temporaries stay bounded however large
+# the layer: boundaries are densified this many vertices at a time (about
+# 150 bytes each while marking), and pure cells labelled this many at a time
+# (whole rows; about 10 bytes each). See docs/scale.md for the national layer.
+_BLOCK_VERTICES = 1 << 20
+_BLOCK_CELLS = 1 << 22
+
 _GRID_MODES = ("auto", "always", "never")
 
 _OUTSIDE = -1  # grid value of a pure cell outside every polygon
@@ -256,13 +263,24 @@ class AreaIndex:
         # the first column (padding, outside every polygon) or just right of
         # a mixed cell, and every polygon covering the run also covers the
         # side it shares with that mixed cell: testing the mixed cell's
-        # candidates is enough.
-        is_mixed = np.zeros(ncells, dtype=bool)
-        is_mixed[mixed_ids] = True
+        # candidates is enough. Runs never cross a row, so bands of whole
+        # rows are labelled one after another: the temporaries are a band's.
+        rows = max(1, _BLOCK_CELLS // nx)
+        for r0 in range(0, self._ny, rows):
+            self._label_band(geoms, grid, mixed_ids, r0 * nx, min(self._ny, r0 + rows) * nx)
+        self._grid = grid
+        self._n_mixed_cells = n_mixed
+
+    def _label_band(self, geoms, grid, mixed_ids, c0, c1):
+        """Label the pure cells ``c0 <= cell < c1`` of ``grid`` (whole rows) from their runs."""
+        nx = self._nx
+        lo, hi = np.searchsorted(mixed_ids, [c0, c1])
+        is_mixed = np.zeros(c1 - c0, dtype=bool)
+        is_mixed[mixed_ids[lo:hi] - c0] = True
         starts = ~is_mixed
         starts[1:] &= is_mixed[:-1]
-        starts[::nx] = ~is_mixed[::nx]
-        first = np.flatnonzero(starts)
+        starts[::nx] = ~is_mixed[::nx]  # c0 is the first cell of a row
+        first = np.flatnonzero(starts) + c0
         labels = np.full(len(first), _OUTSIDE, dtype=np.int32)
         inner = np.flatnonzero(first % nx != 0)
         if len(inner):
@@ -271,18 +289,34 @@ class AreaIndex:
             pt, cand = self._candidate_pairs(left)
             labels[inner] = self._exact(geoms, sx, sy, pt, cand)[0]
         run = np.cumsum(starts, dtype=np.int32) - 1
-        del starts, first
         pure = ~is_mixed
-        grid[pure] = labels[run[pure]]
-        del run, pure, is_mixed
-        self._grid = grid
-        self._n_mixed_cells = n_mixed
+        grid[c0:c1][pure] = labels[run[pure]]
 
     def _boundary_cells(self):
-        """Return (polygon, flat cell) pairs for every cell a boundary touches."""
+        """Return (polygon, flat cell) pairs for every cell a boundary touches.
+
+        Polygons are densified and marked a block at a time, each block of
+        about ``_BLOCK_VERTICES`` boundary vertices, so the temporaries (a
+        dozen arrays per vertex) stay bounded however long the layer's
+        boundaries are: a national ward layer has ~6 million vertices at the
+        default cell size. A (cell, polygon) key belongs to one polygon's
+        block, so the blocks' keys never repeat one another.
+        """
+        n = len(self._geoms)
+        vertices = shapely.length(self._geoms) / (self.cell_m * _STEP) + shapely.get_num_coordinates(self._geoms)
+        block = np.floor_divide(np.cumsum(vertices), _BLOCK_VERTICES).astype(np.int64)
+        bounds = np.flatnonzero(np.diff(block, prepend=-1, append=block[-1] + 1))
+        keys = np.concatenate([self._block_keys(a, b) for a, b in zip(bounds[:-1], bounds[1:])])
+        keys.sort()
+        return keys % n, keys // n
+
+    def _block_keys(self, start, stop):
+        """The sorted, distinct ``flat cell * n + polygon`` keys of polygons ``start:stop``."""
         cell = self.cell_m
-        lines = shapely.segmentize(shapely.boundary(self._geoms), cell * _STEP)
+        lines = shapely.segmentize(shapely.boundary(self._geoms[start:stop]), cell * _STEP)
         coords, poly = shapely.get_coordinates(lines, return_index=True)
+        del lines
+        poly += start
         fx = (coords[:, 0] - self._x0) / cell
         fy = (coords[:, 1] - self._y0) / cell
         del coords
@@ -290,10 +324,12 @@ class AreaIndex:
         iy = np.floor(fy)
         ux = fx - ix  # where the vertex sits inside its cell, 0..1
         uy = fy - iy
+        del fx, fy
         ix = ix.astype(np.int64)
         iy = iy.astype(np.int64)
         near_x = {-1: ux < _REACH, 0: None, 1: ux > 1 - _REACH}
         near_y = {-1: uy < _REACH, 0: None, 1: uy > 1 - _REACH}
+        del ux, uy
         keys = []
         n = len(self._geoms)
         for ox, sel_x in near_x.items():
@@ -308,8 +344,7 @@ class AreaIndex:
                     sel = sel_x & sel_y
                 flat = (iy[sel] + oy) * self._nx + (ix[sel] + ox)
                 keys.append(flat * n + poly[sel])
-        keys = _sorted_unique(np.concatenate(keys))
-        return keys % n, keys // n
+        return _sorted_unique(np.concatenate(keys))
 
     def _centres(self, flat):
         """Return the x, y centres of flat cell ids."""

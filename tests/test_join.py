@@ -21,6 +21,7 @@ import pyproj
 import pytest
 import shapely
 
+from crimemap import join as join_module
 from crimemap.crs import lonlat_to_bng
 from crimemap.join import AreaIndex, JoinResult
 from crimemap.join_boxes import BoxBins
@@ -264,6 +265,32 @@ def test_a_point_in_every_piece_of_every_grid_cell(cell_m):
     inner = shapely.get_coordinates(shapely.point_on_surface(pieces))
     x, y = inner[:, 0].copy(), inner[:, 1].copy()
     assert_same(index.assign(x, y), *brute_force(geoms, codes, x, y), x, y)
+
+
+def test_grid_built_in_small_blocks_is_the_grid_built_at_once(monkeypatch):
+    # The grid is built a block of polygons and a band of rows at a time, so
+    # its temporaries stay bounded on a national layer. Blocks of a handful of
+    # polygons and bands of one row must give the very same grid, and answer
+    # like the brute force.
+    geoms, codes = voronoi_layout(9, 80)
+    whole = AreaIndex(geoms, codes, cell_m=20.0, grid="always")
+    monkeypatch.setattr(join_module, "_BLOCK_VERTICES", 300)
+    monkeypatch.setattr(join_module, "_BLOCK_CELLS", 1)
+    calls = []
+    block_keys = AreaIndex._block_keys
+    monkeypatch.setattr(AreaIndex, "_block_keys", lambda self, a, b: calls.append((a, b)) or block_keys(self, a, b))
+    blocks = AreaIndex(geoms, codes, cell_m=20.0, grid="always")
+    assert len(calls) > 10 and calls[0][0] == 0 and calls[-1][1] == len(geoms)  # really many blocks, all polygons
+    assert all(a < b for a, b in calls) and all(b == a2 for (_, b), (a2, _) in zip(calls, calls[1:]))
+    assert blocks._ny > 50  # ... and many bands
+    np.testing.assert_array_equal(blocks._grid, whole._grid)
+    np.testing.assert_array_equal(blocks._cand, whole._cand)
+    np.testing.assert_array_equal(blocks._cand_ptr, whole._cand_ptr)
+    rng = np.random.default_rng(3)
+    vertices = shapely.get_coordinates(shapely.boundary(geoms))
+    points = np.concatenate([vertices, rng.uniform([519900, 169900], [522100, 172100], (50_000, 2))])
+    x, y = points[:, 0].copy(), points[:, 1].copy()
+    assert_same(blocks.assign(x, y), *brute_force(geoms, codes, x, y), x, y)
 
 
 def test_concurrent_callers_share_one_index():
