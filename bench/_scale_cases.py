@@ -62,17 +62,54 @@ def case_store_ingest(args):
     start = time.perf_counter()
     load_boundaries(store, wards, "ward", settings=settings)
     boundary_s = time.perf_counter() - start
-    start, cpu = time.perf_counter(), time.process_time()
-    report = ingest_crimes(store, files, settings=settings)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    done = []
+
+    def echo(line):
+        done.append(line)
+        if len(done) == len(files):  # what follows the last file: the location join, the recount, the commit
+            rss.enter("join + recount + commit")
+
+    with _RssByPhase("reading + staging") as rss:
+        start, cpu = time.perf_counter(), time.process_time()
+        report = ingest_crimes(store, files, settings=settings, echo=echo)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     summary = report.summary()
     out = {"backend": store.dialect, "points": summary["rows_read"], "joined": summary["joined"],
            "outside": summary["outside"], "rejected": summary["rejected"], "seconds": seconds, "cpu_s": cpu,
-           "boundary_s": boundary_s}
+           "boundary_s": boundary_s, "rss_by_phase_mb": rss.peaks}
     path = getattr(store, "path", None)
     if path is not None and Path(path).exists():
         out["store_mb"] = Path(path).stat().st_size / 2**20
     return out
+
+
+class _RssByPhase:
+    """Peak resident memory by phase, sampled every 20 ms from /proc/self/statm in a thread."""
+
+    def __init__(self, phase):
+        import threading
+
+        self.phase, self.peaks = phase, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def enter(self, phase):
+        self.phase = phase
+
+    def _sample(self):
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.wait(0.02):
+            with open("/proc/self/statm") as f:
+                mb = int(f.read().split()[1]) * page / 2**20
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), mb)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 def case_sjoin(args):

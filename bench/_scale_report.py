@@ -45,6 +45,8 @@ def _ingest_rows(n, row):
                     f"{case['rejected']:,} rejected; wards loaded first in {case['boundary_s']:,.1f} s")
             if case.get("store_mb"):
                 note += f"; store file {case['store_mb']:,.0f} MB"
+            if case.get("rss_by_phase_mb"):
+                note += "; peak RSS " + ", ".join(f"{phase} {_mb(mb)}" for phase, mb in case["rss_by_phase_mb"].items())
         if key == "postgis" and case is None:
             continue
         add(label, case, note=note)
