@@ -24,7 +24,8 @@ from crimemap import uncertainty
 from crimemap.classify import DEFAULT_SCHEME, classify
 from crimemap.errors import BadQuery, UnknownArea
 from crimemap.figures.months import check_months
-from crimemap.figures.sources import MET, catalog, choose
+from crimemap.figures import layer_cache
+from crimemap.figures.sources import MET, catalog
 
 LEVELS = ("borough", "ward", "snt")
 # Levels area_figures can count: LEVELS plus LSOAs, which only the vector
@@ -176,15 +177,28 @@ def area_figures(store, level, months, category="all-crime", vintage=None, with_
     """
     months = check_months(months)
     check_level(level)
-    cat = catalog(store)
-    crime_type = cat.registry().get(category)
-    layer = get_layer(store, level, vintage)
     with _snapshot(store):
-        areas = store.areas(layer["id"], with_geometry=with_geometry).reset_index(drop=True)
-        chosen = choose(store, layer, areas, crime_type, sorted(set(months) | set(read or ())), cat, judge=months,
-                        cache=cache)
-        population, year = population_for(store, layer["id"], months)
-        version = str(store.data_version())
+        # One computation per data version and query, shared by the choropleth, the area API and the tiles.
+        version = layer_cache.version_key(store)
+        cat = catalog(store)
+        cat.registry().get(category)  # an unknown crime type is refused before anything is kept
+        layer = get_layer(store, level, vintage)
+        key = (version, int(layer["id"]), level, tuple(months), category, bool(with_geometry), scheme, k,
+               small_count)
+        if cache is None:
+            cache = layer_cache.shared_reads(store, version)
+        return layer_cache.figures(key, lambda: _compute(store, level, months, category, layer, cat, with_geometry,
+                                                         scheme, k, small_count, read, cache))
+
+
+def _compute(store, level, months, category, layer, cat, with_geometry, scheme, k, small_count, read, cache):
+    """:func:`area_figures` computed (inside the caller's snapshot)."""
+    crime_type = cat.registry().get(category)
+    areas = layer_cache.areas(store, layer["id"], with_geometry).reset_index(drop=True)
+    chosen = layer_cache.choose(store, layer, areas, crime_type, sorted(set(months) | set(read or ())), cat,
+                                judge=months, cache=cache)
+    population, year = population_for(store, layer["id"], months)
+    version = str(store.data_version())
 
     counts, covered_n, sources = [], [], []
     for code, force in zip(areas["code"], areas["force"]):

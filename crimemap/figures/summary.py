@@ -21,7 +21,8 @@ from crimemap.errors import UnknownArea
 from crimemap.figures.areas import SMALL_COUNT, area_figures, get_layer, population_for, rate
 from crimemap.figures.months import (baseline_months, check_months, describe_baseline, ending, previous_months,
                                      year_earlier)
-from crimemap.figures.sources import MET, POINTS, catalog, choose
+from crimemap.figures import layer_cache
+from crimemap.figures.sources import MET, POINTS, catalog
 
 # Areas this close (metres) count as touching: boundary files generalised
 # separately leave hairline gaps between neighbours.
@@ -106,8 +107,14 @@ def _prepare(counts, code, met_codes, all_months):
         return {(m, (a, b)): int(n) for (m, a, b), n in part.items()}
 
     counts.area_rows = summed((rows["code"] == code).to_numpy())
-    counts.london_rows = summed(rows["code"].isin(met_codes).to_numpy())
-    counts.london_cov = set(counts.months_covered(met_codes, all_months))
+    # London's part is the same for every area of the layer: computed once per read (layer_cache.memo).
+    shared = layer_cache.memo(counts)
+    key = ("london", tuple(all_months))
+    if key not in shared:
+        shared[key] = (summed(rows["code"].isin(met_codes).to_numpy()),
+                       frozenset(counts.months_covered(met_codes, all_months)))
+    london_rows, london_cov = shared[key]
+    counts.london_rows, counts.london_cov = dict(london_rows), set(london_cov)
     counts.matches = {}
     return counts
 
@@ -146,7 +153,7 @@ def _type_rows(reg, counts, code, met_codes, all_months, months, previous, small
 def _context(store, level, code, vintage):
     """The layer, its areas and the area's row."""
     layer = get_layer(store, level, vintage)
-    areas = store.areas(layer["id"], with_geometry=False)
+    areas = layer_cache.areas(store, layer["id"], False)
     match = areas[areas["code"] == code]
     if match.empty:
         raise UnknownArea(f"no {level} with code {code!r}")
@@ -196,7 +203,8 @@ def area_by_type(store, level, code, months, previous=None, vintage=None, small_
     cat = catalog(store)
     reg = cat.registry()
     all_months = sorted(set(months) | set(previous))
-    counts = choose(store, layer, areas, reg.get(ALL_CRIME), all_months, cat)[row["force"]]
+    counts = layer_cache.choose(store, layer, areas, reg.get(ALL_CRIME), all_months, cat,
+                                cache=layer_cache.shared_reads(store))[row["force"]]
     met_codes = set(areas.loc[areas["force"] == MET, "code"])
     _prepare(counts, code, met_codes, all_months)
     population, _ = population_for(store, layer["id"], months)
@@ -265,7 +273,7 @@ def _target(store, layer, areas, crime_type, code, force, end, spec, pct, small_
         return {"crime": crime_type.id, "available": False, "reason": str(exc)}
     current = ending(end, 12)
     needed = sorted(set(base) | set(current))
-    counts = choose(store, layer, areas, crime_type, read, cat, judge=needed, cache=reads)[force]
+    counts = layer_cache.choose(store, layer, areas, crime_type, read, cat, judge=needed, cache=reads)[force]
     body = {"crime": crime_type.id, "label": crime_type.label, "baseline": describe_baseline(spec),
             "baseline_period": _period(base), "current_period": _period(current), "target_pct": float(pct)}
     if counts is None:
@@ -344,14 +352,14 @@ def area_summary(store, level, code, months, category=ALL_CRIME, vintage=None, s
         except ValueError:
             pass  # _target reports the bad setting
     met_codes = set(areas.loc[areas["force"] == MET, "code"])
-    reads = {}
+    reads = layer_cache.shared_reads(store)  # this request's reads, shared with the process's
     figures = area_figures(store, level, months, category, vintage=vintage, with_geometry=True, scheme=scheme,
                            k=k, small_count=small_count, read=read, cache=reads)
-    row = next(r for r in figures.drop(columns="geometry").to_dict("records") if r["code"] == code)
+    row = figures[(figures["code"] == code).to_numpy()].drop(columns="geometry").to_dict("records")[0]
 
     def source_for(ctype):
-        counts = choose(store, layer, areas, ctype, read, cat, judge=sorted(set(months) | set(previous)),
-                        cache=reads)[area["force"]]
+        counts = layer_cache.choose(store, layer, areas, ctype, read, cat,
+                                    judge=sorted(set(months) | set(previous)), cache=reads)[area["force"]]
         return _prepare(counts, code, met_codes, read)
 
     population, year = population_for(store, layer["id"], months)

@@ -6,7 +6,9 @@ every worker recompute them. :func:`cached_view` wraps a GET view: the first
 answer to a request is kept in a :class:`cachelib.FileSystemCache` under
 ``FIGURE_CACHE_DIR`` (``<INSTANCE>/cache/answers`` by default), shared by every
 gunicorn worker and thread, and later requests for the same thing are served
-from it.
+from it. Bodies over :data:`COMPRESS_OVER` bytes are kept zlib-compressed,
+so a national layer's answer (a 15 MB GeoJSON of 9,000 wards) fits under
+``FIGURE_CACHE_ENTRY_MAX_BYTES``, which bounds the stored (compressed) size.
 
 The key holds everything an answer depends on: the settings fingerprint of
 :mod:`crimemap.web.caching` (code version and settings), the store's data
@@ -25,6 +27,7 @@ corrupt entry) is logged and the answer is computed as if there were none.
 import hashlib
 import logging
 import os
+import zlib
 from functools import wraps
 from pathlib import Path
 
@@ -38,6 +41,10 @@ PLACEHOLDER = b"\x00crimemap-csp-nonce\x00"
 # ETag, X-Data-Version, CORS) are added per response by after_request hooks.
 KEPT_HEADERS = ("Content-Disposition", "Cache-Control", "Location", "Link", "Vary", "Content-Language")
 _VERSION_KEY = "crimemap:data-version"
+# Bodies over this many bytes are kept zlib-compressed (level 1: a 15 MB national ward GeoJSON packs to a
+# few MB in a fraction of a second), and FIGURE_CACHE_ENTRY_MAX_BYTES bounds what is stored, compressed.
+COMPRESS_OVER = 65_536
+COMPRESS_LEVEL = 1
 
 
 class _Disabled:
@@ -121,20 +128,25 @@ def _entry(response):
     if "Set-Cookie" in response.headers:
         return None
     body = response.get_data()
-    if len(body) > int(current_app.config.get("FIGURE_CACHE_ENTRY_MAX_BYTES", 0) or 0):
-        return None
     nonce = g.get("csp_nonce")
     if nonce:
         body = body.replace(nonce.encode("ascii"), PLACEHOLDER)
+    packed = len(body) > COMPRESS_OVER
+    if packed:
+        body = zlib.compress(body, COMPRESS_LEVEL)
+    if len(body) > int(current_app.config.get("FIGURE_CACHE_ENTRY_MAX_BYTES", 0) or 0):
+        return None
     headers = [(k, v) for k, v in response.headers.items() if k in KEPT_HEADERS]
     return {"status": response.status_code, "mimetype": response.mimetype, "content_type": response.content_type,
-            "headers": headers, "body": body, "data_version": g.get("crimemap_data_version")}
+            "headers": headers, "body": body, "zlib": packed, "data_version": g.get("crimemap_data_version")}
 
 
 def _response(entry):
     from crimemap.web.headers import csp_nonce, note_data_version
 
     body = entry["body"]
+    if entry.get("zlib"):
+        body = zlib.decompress(body)
     if PLACEHOLDER in body:
         body = body.replace(PLACEHOLDER, csp_nonce().encode("ascii"))
     response = current_app.response_class(body, status=entry["status"], content_type=entry["content_type"])
