@@ -366,3 +366,17 @@ def test_no_csp_violation_in_a_real_browser(live_server):
         assert any(v.startswith("script-src") for v in found["injected"]["csp"]), (path, found["injected"])
     for path in maps:
         assert seen[path]["paths"] > 0, (path, "the map drew no areas")
+
+
+# Every page names its icon, served from the site itself (no request for /favicon.ico that 404s).
+@pytest.mark.parametrize("path", ["/", "/no-such-page", "/embed/map?level=borough", "/stops"])
+def test_pages_link_an_icon_that_is_served_and_allowed(client, path):
+    page = client.get(path)
+    links = re.findall(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)">', page.get_data(as_text=True))
+    assert len(links) == 1, links
+    with client.get(links[0]) as icon:
+        assert icon.status_code == 200
+        assert icon.mimetype == "image/svg+xml"
+        assert icon.get_data(as_text=True).lstrip().startswith("<svg")
+    images = re.search(r"img-src ([^;]+)", page.headers["Content-Security-Policy"])
+    assert images and "'self'" in images.group(1).split()
