@@ -87,6 +87,26 @@ def ensure_schema(conn, schema):
         conn.execute(statement)
 
 
+# Lookups that must cost the rows asked about, whatever the planner believes of tables
+# that grew inside this transaction (their statistics are from before it): each subquery
+# carries OFFSET 0, which keeps PostgreSQL from turning it into a join that hashes or scans
+# the whole table once per chunk (at 2.6M locations that was 2 s a chunk, growing with
+# the table), so each row is one probe of a unique index.
+# A chunk's distinct locations (1-based k, lon_e6, lat_e6) -> (k, id) of those already stored.
+_KNOWN_LOCATIONS = ("SELECT n.k, l.id FROM unnest(%s::bigint[], %s::bigint[]) WITH ORDINALITY AS n(lon_e6, lat_e6, k) "
+                    "CROSS JOIN LATERAL (SELECT id FROM locations l WHERE l.lon_e6 = n.lon_e6 "
+                    "AND l.lat_e6 = n.lat_e6 OFFSET 0) l")
+# The identity sequence of locations.id, set to the largest id once new ones are COPYed in with ids
+# of their own (so an INSERT that takes the default never collides with them).
+_SYNC_LOCATION_SEQUENCE = "SELECT setval(pg_get_serial_sequence('locations', 'id'), %s)"
+# How many of these location ids are joined to the layer already.
+_STORED_LOCATION_AREAS = ("SELECT COUNT(*) FROM unnest(%s::bigint[]) AS n(id) CROSS JOIN LATERAL ("
+                          "SELECT 1 FROM location_areas la WHERE la.location_id = n.id AND la.layer_id = %s OFFSET 0) la")
+# Location l is not joined to layer %s.
+_UNJOINED = ("NOT EXISTS (SELECT 1 FROM location_areas la WHERE la.layer_id = %s AND la.location_id = l.id "
+             "OFFSET 0)")
+
+
 class PostGISWriter(PortableWriter):
     """The write side of one transaction. Obtain it from :meth:`PostGISStore.writer`.
 
@@ -183,28 +203,67 @@ class PostGISWriter(PortableWriter):
 
     # -- locations and the join cache -----------------------------------------
     def location_ids(self, lon, lat, x, y):
-        """Ids for locations given in degrees (and metres), inserting new ones (keyed on micro-degrees)."""
+        """Ids for locations given in degrees (and metres), inserting new ones (keyed on micro-degrees).
+
+        The chunk's distinct locations are looked up one by one in the unique
+        index (:data:`_KNOWN_LOCATIONS`); the new ones are numbered from the
+        largest stored id on, in order of first appearance (SQLite's rowids:
+        the same ids on both stores, no gaps), and COPYed straight into
+        ``locations``. The writer holds the schema's lock, so no other writer
+        adds locations meanwhile (the unique index would refuse a duplicate
+        rather than store it).
+        """
         inverse, u_lon, u_lat, x, y = self._distinct_locations(lon, lat, x, y)
-        # The chunk's distinct locations are COPYed into a staging table; PostgreSQL
-        # adds the new ones to locations (ids in order of first appearance) and
-        # returns every id.
-        self._temp("new_locations", "k BIGINT PRIMARY KEY, lon_e6 BIGINT, lat_e6 BIGINT, "
-                                    "x DOUBLE PRECISION, y DOUBLE PRECISION")
-        self._copy("new_locations", ["k", "lon_e6", "lat_e6", "x", "y"],
-                   zip(range(len(u_lon)), u_lon.tolist(), u_lat.tolist(), x.tolist(), y.tolist()))
-        self._x("INSERT INTO locations(lon_e6, lat_e6, x, y) SELECT lon_e6, lat_e6, x, y FROM new_locations "
-                "ORDER BY k ON CONFLICT (lon_e6, lat_e6) DO NOTHING")
-        return self._staged_location_ids(inverse, len(u_lon))
+        ids = np.full(len(u_lon), -1, dtype="int64")
+        rows = self._x(_KNOWN_LOCATIONS, (u_lon.tolist(), u_lat.tolist())).fetchall()
+        if rows:
+            pairs = np.asarray(rows, dtype="int64")
+            ids[pairs[:, 0] - 1] = pairs[:, 1]
+        new = np.flatnonzero(ids < 0)
+        if len(new):
+            last = self._x("SELECT COALESCE(MAX(id), 0) FROM locations").fetchone()[0]
+            fresh = np.arange(last + 1, last + 1 + len(new), dtype="int64")
+            ids[new] = fresh
+            self._copy("locations", ["id", "lon_e6", "lat_e6", "x", "y"],
+                       zip(fresh.tolist(), u_lon[new].tolist(), u_lat[new].tolist(), x[new].tolist(),
+                           y[new].tolist()))
+            self._x(_SYNC_LOCATION_SEQUENCE, (int(fresh[-1]),))
+        return ids[inverse]
+
+    def unjoined_locations(self, layer_id, after=0, limit=None):
+        """Locations not yet joined to a layer, in id order: (ids, x, y) arrays (ids above ``after``, at most ``limit``).
+
+        Walks ``locations`` in id order from ``after`` and looks each one up in
+        ``location_areas``' primary key (:data:`_UNJOINED`), so a chunk costs its
+        own rows, not a pass over the whole join cache.
+        """
+        rows = self._x(f"SELECT l.id, l.x, l.y FROM locations l WHERE l.id > %s AND {_UNJOINED} ORDER BY l.id LIMIT %s",
+                       (int(after), layer_id, int(limit) if limit else 2 ** 62)).fetchall()
+        if not rows:
+            empty = np.empty(0)
+            return empty.astype("int64"), empty, empty
+        arr = np.asarray(rows, dtype="float64")
+        return arr[:, 0].astype("int64"), arr[:, 1], arr[:, 2]
 
     def set_location_areas(self, layer_id, location_ids, codes, on_edge):
-        """Record the join result: code None means outside every area."""
-        self._temp("new_location_areas", 'location_id BIGINT, code TEXT COLLATE "C", on_edge BIGINT')
-        self._copy("new_location_areas", ["location_id", "code", "on_edge"],
-                   zip(np.asarray(location_ids).tolist(), list(codes), np.asarray(on_edge, dtype="int64").tolist()))
-        self._x("INSERT INTO location_areas(layer_id, location_id, code, on_edge) "
-                "SELECT %s, location_id, code, on_edge FROM new_location_areas "
-                "ON CONFLICT (location_id, layer_id) DO UPDATE SET code = excluded.code, on_edge = excluded.on_edge",
-                (layer_id,))
+        """Record the join result: code None means outside every area.
+
+        Locations not joined to the layer yet (what :func:`crimemap.ingest.join_locations`
+        passes) are COPYed straight into ``location_areas``; when some already
+        are, their rows are replaced (an upsert through a staging table).
+        """
+        ids = np.asarray(location_ids, dtype="int64").tolist()
+        edge = np.asarray(on_edge, dtype="int64").tolist()
+        stored = self._x(_STORED_LOCATION_AREAS, (ids, layer_id)).fetchone()[0]
+        if not stored:
+            self._copy("location_areas", ["layer_id", "location_id", "code", "on_edge"],
+                       zip([layer_id] * len(ids), ids, list(codes), edge))
+        else:
+            self._temp("new_location_areas", 'location_id BIGINT, code TEXT COLLATE "C", on_edge BIGINT')
+            self._copy("new_location_areas", ["location_id", "code", "on_edge"], zip(ids, list(codes), edge))
+            self._x("INSERT INTO location_areas(layer_id, location_id, code, on_edge) "
+                    "SELECT %s, location_id, code, on_edge FROM new_location_areas ON CONFLICT (location_id, layer_id) "
+                    "DO UPDATE SET code = excluded.code, on_edge = excluded.on_edge", (layer_id,))
         # As on SQLite: a location joined now is new, so only this write's months need a recount.
         self.changed = True
 
