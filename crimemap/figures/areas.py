@@ -129,6 +129,9 @@ def area_figures(store, level, months, category="all-crime", vintage=None, with_
                  scheme=DEFAULT_SCHEME, k=5, small_count=SMALL_COUNT, read=None, cache=None):
     """Crimes, residents and the rate per 1,000 for every area of a level.
 
+    Computed once per data version and query in a process and kept
+    (:mod:`crimemap.figures.layer_cache`); every call gets its own copy.
+
     Parameters
     ----------
     store : crimemap.store.Store
