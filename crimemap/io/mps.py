@@ -117,6 +117,9 @@ def _month_columns(header, pattern, name, what):
     return months
 
 
+_COUNT_TEXT = r"\s*[+-]?[0-9]+(?:\.[0-9]*)?\s*"
+
+
 def _counts(table, order, labels, source, rejects):
     """Parse the month cells: int64 matrix plus the rows refused (any bad cell refuses its row)."""
     n = len(table)
@@ -127,8 +130,11 @@ def _counts(table, order, labels, source, rejects):
         text = table[pos].to_numpy(dtype=object)
         number = pd.to_numeric(table[pos], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         empty = (table[pos].str.strip() == "").to_numpy()
+        # A count is written in decimal digits ("12", "-1", or "12.0" from a spreadsheet): "1e3", "0x1F",
+        # "inf" or "1,000" are not counts, though pd.to_numeric reads some of them.
+        plain = table[pos].str.fullmatch(_COUNT_TEXT).to_numpy(dtype=bool, na_value=False)
         with np.errstate(invalid="ignore"):
-            fractional = ~np.isfinite(number) | (number != np.floor(number))
+            fractional = ~plain | ~np.isfinite(number) | (number != np.floor(number))
             negative = ~fractional & (number < 0)
         for mask, why in ((empty, "empty count"), (fractional & ~empty, "non-integer count"),
                           (negative, "negative count")):
