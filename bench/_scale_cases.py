@@ -330,22 +330,41 @@ def _app(args, **config):
 
 
 def case_api(args):
-    """In-process (Flask test client): /api/v1/choropleth?level=ward computed and cached, and the area API."""
-    computed_app = _app(args, FIGURE_CACHE_MAX_ENTRIES=0)
-    client = computed_app.test_client()
+    """In-process (Flask test client): /api/v1/choropleth?level=ward and the area API, at each level of caching.
+
+    *computed*: the answer cache off and the process's figures cache
+    (:mod:`crimemap.figures.layer_cache`) emptied before each request, as
+    after a new data version; *figures kept*: the answer cache off, the
+    figures cache warm (what is left is encoding); *cached*: the answer cache
+    on and warm (``X-Answer-Cache: hit``). The area API: distinct random
+    wards, the first after emptying the figures cache, the rest warm.
+    """
+    from crimemap.figures import layer_cache
+
+    client = _app(args, FIGURE_CACHE_MAX_ENTRIES=0).test_client()
     url = "/api/v1/choropleth?level=ward"
     first, first_s = _get(client, url)  # the simplified geometry is computed once and kept in the instance
     features = len(first.get_json()["features"])
-    computed = [_get(client, url)[1] for _ in range(args.requests)]
+    computed = []
+    for _ in range(args.requests):
+        layer_cache.clear()
+        computed.append(_get(client, url)[1])
+    _get(client, url)
+    kept = [_get(client, url)[1] for _ in range(args.requests)]
     cached_client = _app(args).test_client()
     _get(cached_client, url)
-    cached = [_get(cached_client, url)[1] for _ in range(args.requests)]
+    answers = [_get(cached_client, url) for _ in range(args.requests)]
+    hits = sum(response.headers.get("X-Answer-Cache") == "hit" for response, _ in answers)
     codes = [f["properties"]["code"] for f in first.get_json()["features"]]
     rng = np.random.default_rng(7)
-    area = [_get(client, f"/api/v1/areas/ward/{codes[i]}")[1]
-            for i in rng.choice(len(codes), size=min(args.requests, len(codes)), replace=False)]
+    picked = rng.choice(len(codes), size=min(args.requests + 1, len(codes)), replace=False)
+    layer_cache.clear()
+    area_first = _get(client, f"/api/v1/areas/ward/{codes[picked[0]]}")[1]
+    area = [_get(client, f"/api/v1/areas/ward/{codes[i]}")[1] for i in picked[1:]]
     return {"features": features, "bytes": len(first.data), "first_s": first_s,
-            "computed": _percentiles(computed), "cached": _percentiles(cached), "area": _percentiles(area)}
+            "computed": _percentiles(computed), "kept": _percentiles(kept), "cached": _percentiles(
+                [seconds for _, seconds in answers]), "cache_hits": hits, "area_first_s": area_first,
+            "area": _percentiles(area)}
 
 
 def _copy_tiles(copies, zoom):
