@@ -32,6 +32,8 @@ import dataclasses
 import threading
 from collections import OrderedDict
 
+from crimemap import lru
+
 AREAS_MAX = 4
 READS_MAX = 4
 # Reads are the big entries (a national ward layer's point_counts: about 130,000 rows a month); past this many
@@ -72,11 +74,7 @@ def stats():
 
 
 def _recall(cache, key):
-    with _LOCK:
-        found = cache.get(key)
-        if found is not None:
-            cache.move_to_end(key)
-        return found
+    return lru.recall(cache, key, _LOCK)
 
 
 def _keep(cache, limit, key, value, weigh=None, budget=None):

@@ -24,6 +24,7 @@ from mapbox_vector_tile.encoder import on_invalid_geometry_make_valid
 
 from crimemap import downloads
 from crimemap import figures as fig
+from crimemap import lru
 from crimemap.crs import to_wgs84
 from crimemap.tiles.grid import EXTENT, lonlat_to_mercator, tile_bounds, tile_size_m
 from crimemap.tiles.points import POINTS_LAYER, tile_points
@@ -92,20 +93,11 @@ def _store_key(store):
 
 
 def _remember(cache, limit, key, value):
-    with _lock:
-        cache[key] = value
-        cache.move_to_end(key)
-        while len(cache) > limit:
-            cache.popitem(last=False)
-    return value
+    return lru.remember(cache, limit, key, value, _lock)
 
 
 def _recall(cache, key):
-    with _lock:
-        value = cache.get(key)
-        if value is not None:
-            cache.move_to_end(key)
-        return value
+    return lru.recall(cache, key, _lock)
 
 
 def simplify_tolerance(z, options):
