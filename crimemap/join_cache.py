@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from crimemap.crs import lonlat_to_bng
-from crimemap.join import JoinResult, _check_threads, _check_xy
+from crimemap.join import JoinResult
+from crimemap.join_checks import _check_threads, _check_xy
 
 __all__ = ["LocationCache"]
 
