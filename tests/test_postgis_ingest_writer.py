@@ -80,14 +80,17 @@ def test_set_location_areas_adds_and_replaces_as_sqlite_does(postgis_url, tmp_pa
             writer.location_ids(*_chunk([1, 2, 3, 4]))
             writer.execute("INSERT INTO layers(level, vintage) VALUES ('ward', 't')")
             layer_id = writer.layer_ids()[0]
-            writer.set_location_areas(layer_id, [1, 2], ["A", None], [0, 1])
+            assert writer.unjoined_locations(layer_id, limit=2)[0].tolist() == [1, 2]
+            writer.set_location_areas(layer_id, [1, 2], ["A", None], [0, 1])  # the chunk just read: no probe
             assert writer.unjoined_locations(layer_id)[0].tolist() == [3, 4]
-            writer.set_location_areas(layer_id, [2, 3], ["B", "C"], [0, 0])  # 2 is stored: replaced
+            writer.set_location_areas(layer_id, [2, 3], ["B", "C"], [0, 0])  # not that chunk; 2 is stored: replaced
             assert writer.unjoined_locations(layer_id, after=0, limit=1)[0].tolist() == [4]
-            assert writer.unjoined_locations(layer_id, after=4)[0].tolist() == []
+            writer.set_location_areas(layer_id, [4], ["D"], [1])
+            writer.set_location_areas(layer_id, [4], ["E"], [0])  # the same ids again: replaced, not doubled
+            assert writer.unjoined_locations(layer_id, after=0)[0].tolist() == []
         rows[store.dialect] = store.query("SELECT layer_id, location_id, code, on_edge FROM location_areas "
                                           "ORDER BY location_id")
-    assert rows["postgresql"] == rows["sqlite"] == [(1, 1, "A", 0), (1, 2, "B", 0), (1, 3, "C", 0)]
+    assert rows["postgresql"] == rows["sqlite"] == [(1, 1, "A", 0), (1, 2, "B", 0), (1, 3, "C", 0), (1, 4, "E", 0)]
 
 
 def _plan(writer, sql, params):

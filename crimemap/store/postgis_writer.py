@@ -119,6 +119,7 @@ class PostGISWriter(PortableWriter):
     def __init__(self, conn, schema):
         super().__init__(conn)
         self.schema = schema
+        self._unjoined_chunk = None  # (layer id, ids) that unjoined_locations last returned
 
     # -- portable statements (see "Portable SQL" in crimemap.store) ------------
     def execute(self, sql, params=()):
@@ -215,10 +216,12 @@ class PostGISWriter(PortableWriter):
         """
         inverse, u_lon, u_lat, x, y = self._distinct_locations(lon, lat, x, y)
         ids = np.full(len(u_lon), -1, dtype="int64")
-        rows = self._x(_KNOWN_LOCATIONS, (u_lon.tolist(), u_lat.tolist())).fetchall()
+        # Probed in the unique index's order (lon_e6, lat_e6): neighbouring probes share its pages.
+        order = np.lexsort((u_lat, u_lon))
+        rows = self._x(_KNOWN_LOCATIONS, (u_lon[order].tolist(), u_lat[order].tolist())).fetchall()
         if rows:
             pairs = np.asarray(rows, dtype="int64")
-            ids[pairs[:, 0] - 1] = pairs[:, 1]
+            ids[order[pairs[:, 0] - 1]] = pairs[:, 1]
         new = np.flatnonzero(ids < 0)
         if len(new):
             last = self._x("SELECT COALESCE(MAX(id), 0) FROM locations").fetchone()[0]
@@ -243,18 +246,26 @@ class PostGISWriter(PortableWriter):
             empty = np.empty(0)
             return empty.astype("int64"), empty, empty
         arr = np.asarray(rows, dtype="float64")
-        return arr[:, 0].astype("int64"), arr[:, 1], arr[:, 2]
+        ids = arr[:, 0].astype("int64")
+        self._unjoined_chunk = (layer_id, ids)
+        return ids, arr[:, 1], arr[:, 2]
 
     def set_location_areas(self, layer_id, location_ids, codes, on_edge):
         """Record the join result: code None means outside every area.
 
         Locations not joined to the layer yet (what :func:`crimemap.ingest.join_locations`
-        passes) are COPYed straight into ``location_areas``; when some already
+        passes: the chunk :meth:`unjoined_locations` just returned, which needs no
+        probe) are COPYed straight into ``location_areas``; when some already
         are, their rows are replaced (an upsert through a staging table).
         """
-        ids = np.asarray(location_ids, dtype="int64").tolist()
+        ids = np.asarray(location_ids, dtype="int64")
         edge = np.asarray(on_edge, dtype="int64").tolist()
-        stored = self._x(_STORED_LOCATION_AREAS, (ids, layer_id)).fetchone()[0]
+        # The chunk unjoined_locations just returned (what join_locations passes) is known
+        # to be unjoined: nothing else writes location_areas in this transaction.
+        known, self._unjoined_chunk = self._unjoined_chunk, None
+        fresh = known is not None and known[0] == layer_id and np.array_equal(known[1], ids)
+        ids = ids.tolist()
+        stored = 0 if fresh else self._x(_STORED_LOCATION_AREAS, (ids, layer_id)).fetchone()[0]
         if not stored:
             self._copy("location_areas", ["layer_id", "location_id", "code", "on_edge"],
                        zip([layer_id] * len(ids), ids, list(codes), edge))
