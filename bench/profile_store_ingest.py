@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import functools
 import json
-import signal
 import sys
 import tempfile
 import time
@@ -105,8 +104,6 @@ def main(argv=None):
     parser.add_argument("--stores", default="sqlite,postgis", help="comma-separated, in the order to run them")
     parser.add_argument("--statements", action="store_true", help="the heaviest statements of each PostGIS round")
     args = parser.parse_args(argv)
-    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so the throw-away cluster is stopped and removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ends = instrument()
     from bench_scale import tune
     from pg_cluster import pg_cluster
