@@ -23,6 +23,9 @@ class _Server(BaseApplication):
         return create_app(self.settings)
 
 
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)s %({x-request-id}o)s'
+
+
 def access_log(settings):
     """gunicorn's ``accesslog`` from the ``ACCESS_LOG`` setting: None (off), ``"-"`` or a file path."""
     value = str(settings.get("ACCESS_LOG") or "").strip()
@@ -40,6 +43,9 @@ def serve(settings, host="127.0.0.1", port=8000, workers=2):
         # servers usually log requests at the proxy in front. ACCESS_LOG = "-" logs to standard
         # output, a path to that file; empty (the default) logs none (docs/postcodes.md).
         "accesslog": access_log(settings),
+        # gunicorn's combined format, then the seconds taken and the X-Request-Id the answer carries (the
+        # caller's or a new one, crimemap/web/errors.py): an error page's id finds its line.
+        "access_log_format": ACCESS_LOG_FORMAT,
         "timeout": 60,
         "preload_app": False,
         # gunicorn answers a request line over 4,094 bytes itself (414, HTML); let it through to the

@@ -208,3 +208,6 @@ def test_over_gunicorn_with_and_without_the_access_log(tmp_path_factory, access_
     log = next(instance.parent.glob("serve-*.log")).read_text(encoding="utf-8")
     lines = [line for line in log.splitlines() if "GET /api/v1/postcodes/sw1a1aa" in line]
     assert len(lines) == (2 if access_log else 0), log[-2000:]
+    # Each line ends with the request id its answer carried, so an error page's id finds its line.
+    assert [line.split()[-1] for line in lines] == ([fast.headers["X-Request-Id"], flask.headers["X-Request-Id"]]
+                                                   if access_log else [])

@@ -251,6 +251,21 @@ def test_server_errors_are_logged_with_the_request_id_and_never_shown(demo_insta
     assert records and records[0].exc_info and "secret path" in str(records[0].exc_info[1])
 
 
+def test_a_failing_tile_reports_the_request_id_its_header_carries(demo_instance, caplog, monkeypatch):
+    from crimemap.web import tiles
+
+    def boom(*args):
+        raise RuntimeError("secret path /etc/crimemap")
+
+    monkeypatch.setattr(tiles, "parse_address", boom)
+    client = _app(demo_instance, TESTING=False).test_client()
+    with caplog.at_level(logging.ERROR, logger="crimemap.web"):
+        response = client.get("/tiles/ward/12/2046/1362.pbf", headers={"X-Request-Id": "lb-77.tile"})
+    assert response.status_code == 500 and response.headers["X-Request-Id"] == "lb-77.tile"
+    assert response.get_json() == {"status": 500, "error": "Internal server error (request id lb-77.tile)"}
+    assert any("lb-77.tile" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
 @pytest.mark.parametrize("given", ["", "x" * 65, "bad id", "<script>", "a\tb"])
 def test_an_unsafe_request_id_is_replaced(client, given):
     response = client.get("/healthz", headers={"X-Request-Id": given})

@@ -14,7 +14,6 @@ the only map of LSOAs (docs/tiles.md).
 """
 
 import logging
-import uuid
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -24,6 +23,7 @@ from crimemap.errors import BadQuery, CrimemapError, NotFound
 from crimemap.tiles import LAYERS, TileCache, TileOptions, parse_address
 from crimemap.tiles.cache import root_from_config
 from crimemap.web import caching, get_store
+from crimemap.web.errors import request_id
 
 bp = Blueprint("tiles", __name__)
 log = logging.getLogger("crimemap.web")
@@ -54,9 +54,9 @@ def _http_error(exc):
 
 @bp.errorhandler(Exception)
 def _unexpected(exc):
-    request_id = uuid.uuid4().hex[:12]
-    log.exception("unhandled error, request id %s, %s %s", request_id, request.method, request.path)
-    return _error(500, f"Internal server error (request id {request_id})")
+    rid = request_id()  # the one X-Request-Id carries, as for every other route
+    log.exception("unhandled error, request id %s, %s %s", rid, request.method, request.path)
+    return _error(500, f"Internal server error (request id {rid})")
 
 
 @bp.before_request
