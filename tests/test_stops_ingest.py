@@ -113,6 +113,12 @@ def test_cli(runner, need_shared, fixtures):
     assert "Traceback" not in result.output
     doc = json.loads(runner("stops", "status", "--json").output)
     assert doc["months"] == ["2016-06"] and doc["no_location"] == 1 and doc["census_areas"] == 348
+    # The main status sums the same batches up in one line.
+    summary = json.loads(runner("status", "--json").output)["stops"]
+    assert summary["months"] == doc["months"] and summary["searches"] == doc["searches"]
+    assert summary["no_location"] == 1 and summary["taser_deployments"] == 0
+    text = runner("status").output
+    assert f"Stop and search: 2016-06 to 2016-06 (1 months): {doc['searches']:,} searches, 1 without a location" in text
 
 
 @pytest.mark.parametrize("with_boundaries", [False, True])

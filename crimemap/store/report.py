@@ -42,6 +42,12 @@ def format_status(doc, instance):
     pop = doc["population"]["lsoa"]
     if pop:
         lines.append("Population: " + "; ".join(f"{p['year']}: {p['persons']:,} in {p['lsoas']:,} LSOAs" for p in pop))
+    stops = doc.get("stops")
+    if stops and (stops["months"] or stops["taser_deployments"] or stops["taser_force_year_rows"]):
+        lines.append(f"Stop and search: {_months(stops['months'])}: {stops['searches']:,} searches, "
+                     f"{stops['no_location']:,} without a location; Taser: {stops['taser_deployments']:,} "
+                     f"deployments, {stops['taser_force_year_rows']:,} force-year rows "
+                     "(crimemap stops status)")
     if "postcodes" in doc:
         from crimemap.postcodes.status import format_status as format_postcodes
 

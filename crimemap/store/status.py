@@ -92,6 +92,11 @@ def build_status(store):
                                                   "FROM area_population GROUP BY layer_id, year "
                                                   "ORDER BY layer_id, year")]
     last = _rows(store, "SELECT at, kind, sources, report FROM ingests ORDER BY id DESC LIMIT 5")
+    stop_months = [r[0] for r in _rows(store, "SELECT DISTINCT month FROM stop_batches ORDER BY month")]
+    searches, stop_no_location = _one(store, "SELECT SUM(rows_read - rejected), SUM(no_location) FROM stop_batches",
+                                      (None, None))
+    taser = _one(store, "SELECT (SELECT COUNT(*) FROM taser_deployments), (SELECT COUNT(*) FROM taser_force_year)",
+                 (0, 0))
     return {
         "data_version": meta.get("data_version", "0"),
         "updated_at": meta.get("updated_at"),
@@ -111,4 +116,7 @@ def build_status(store):
         "recent_loads": [{"at": at, "kind": kind, "sources": json.loads(src), "summary": json.loads(rep).get("summary")}
                          for at, kind, src, rep in last],
         "postcodes": postcodes_status(store.path.parent, store),
+        # A summary; `crimemap stops status` and /api/v1/stops/status have the batches.
+        "stops": {"months": stop_months, "searches": _int(searches) or 0, "no_location": _int(stop_no_location) or 0,
+                  "taser_deployments": _int(taser[0]), "taser_force_year_rows": _int(taser[1])},
     }
