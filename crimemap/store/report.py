@@ -43,7 +43,9 @@ def format_status(doc, instance):
     if pop:
         lines.append("Population: " + "; ".join(f"{p['year']}: {p['persons']:,} in {p['lsoas']:,} LSOAs" for p in pop))
     stops = doc.get("stops")
-    if stops and (stops["months"] or stops["taser_deployments"] or stops["taser_force_year_rows"]):
+    if stops and not (stops["months"] or stops["taser_deployments"] or stops["taser_force_year_rows"]):
+        lines.append("Stop and search: none loaded (crimemap stops ingest PATH...)")
+    elif stops:
         lines.append(f"Stop and search: {_months(stops['months'])}: {stops['searches']:,} searches, "
                      f"{stops['no_location']:,} without a location; Taser: {stops['taser_deployments']:,} "
                      f"deployments, {stops['taser_force_year_rows']:,} force-year rows "
