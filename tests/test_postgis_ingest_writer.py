@@ -14,7 +14,7 @@ throw-away cluster); without PostgreSQL the tests skip, except under CI=true.
 import numpy as np
 import pytest
 
-from crimemap.store.postgis_writer import _KNOWN_LOCATIONS, _STORED_LOCATION_AREAS, _UNJOINED
+from crimemap.store.postgis_writer import _KNOWN_LOCATIONS, _STORED_LOCATION_AREAS, PostGISWriter
 
 
 def _stores(postgis_url, tmp_path):
@@ -114,7 +114,8 @@ def test_lookups_probe_the_indexes_whatever_the_statistics(postgis_url, tmp_path
             _plan(writer, _KNOWN_LOCATIONS, (np.round(lon * 1e6).astype("int64").tolist(),
                                              np.round(lat * 1e6).astype("int64").tolist())),
             _plan(writer, _STORED_LOCATION_AREAS, (ids[:500].tolist(), layer_id)),
-            _plan(writer, f"SELECT l.id FROM locations l WHERE l.id > %s AND {_UNJOINED} ORDER BY l.id LIMIT %s",
+            _plan(writer, "SELECT l.id FROM locations l WHERE l.id > %s AND "
+                  + PostGISWriter.UNJOINED.replace("?", "%s") + " ORDER BY l.id LIMIT %s",
                   (0, layer_id, 500)),
         ]
         for plan in plans:

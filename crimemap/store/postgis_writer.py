@@ -102,9 +102,6 @@ _SYNC_LOCATION_SEQUENCE = "SELECT setval(pg_get_serial_sequence('locations', 'id
 # How many of these location ids are joined to the layer already.
 _STORED_LOCATION_AREAS = ("SELECT COUNT(*) FROM unnest(%s::bigint[]) AS n(id) CROSS JOIN LATERAL ("
                           "SELECT 1 FROM location_areas la WHERE la.location_id = n.id AND la.layer_id = %s OFFSET 0) la")
-# Location l is not joined to layer %s.
-_UNJOINED = ("NOT EXISTS (SELECT 1 FROM location_areas la WHERE la.layer_id = %s AND la.location_id = l.id "
-             "OFFSET 0)")
 
 
 class PostGISWriter(PortableWriter):
@@ -113,6 +110,10 @@ class PostGISWriter(PortableWriter):
     Same methods and semantics as :class:`crimemap.store.sqlite.SQLiteWriter`;
     bulk rows go in with COPY.
     """
+
+    # PortableWriter.UNJOINED fenced with OFFSET 0 (see _KNOWN_LOCATIONS): one probe per location.
+    UNJOINED = ("NOT EXISTS (SELECT 1 FROM location_areas la WHERE la.layer_id = ? AND la.location_id = l.id "
+                "OFFSET 0)")
 
     dialect = "postgresql"
 
@@ -234,21 +235,16 @@ class PostGISWriter(PortableWriter):
         return ids[inverse]
 
     def unjoined_locations(self, layer_id, after=0, limit=None):
-        """Locations not yet joined to a layer, in id order: (ids, x, y) arrays (ids above ``after``, at most ``limit``).
+        """As :meth:`PortableWriter.unjoined_locations`, remembering the chunk for :meth:`set_location_areas`.
 
-        Walks ``locations`` in id order from ``after`` and looks each one up in
-        ``location_areas``' primary key (:data:`_UNJOINED`), so a chunk costs its
-        own rows, not a pass over the whole join cache.
+        Each location is looked up in ``location_areas``' primary key (``UNJOINED``
+        is fenced with OFFSET 0), so a chunk costs its own rows, not a pass over
+        the whole join cache.
         """
-        rows = self._x(f"SELECT l.id, l.x, l.y FROM locations l WHERE l.id > %s AND {_UNJOINED} ORDER BY l.id LIMIT %s",
-                       (int(after), layer_id, int(limit) if limit else 2 ** 62)).fetchall()
-        if not rows:
-            empty = np.empty(0)
-            return empty.astype("int64"), empty, empty
-        arr = np.asarray(rows, dtype="float64")
-        ids = arr[:, 0].astype("int64")
-        self._unjoined_chunk = (layer_id, ids)
-        return ids, arr[:, 1], arr[:, 2]
+        ids, x, y = super().unjoined_locations(layer_id, after, limit)
+        if len(ids):
+            self._unjoined_chunk = (layer_id, ids)
+        return ids, x, y
 
     def set_location_areas(self, layer_id, location_ids, codes, on_edge):
         """Record the join result: code None means outside every area.

@@ -234,7 +234,13 @@ class SQLiteWriter(PortableWriter):
                               zip(range(len(u_lon)), u_lon.tolist(), u_lat.tolist(), x.tolist(), y.tolist()))
         self.conn.execute("INSERT OR IGNORE INTO locations(lon_e6, lat_e6, x, y) "
                           "SELECT lon_e6, lat_e6, x, y FROM new_locations ORDER BY k")
-        return self._staged_location_ids(inverse, len(u_lon))
+        rows = self.conn.execute("SELECT n.k, l.id FROM new_locations n JOIN locations l "
+                                 "ON l.lon_e6 = n.lon_e6 AND l.lat_e6 = n.lat_e6").fetchall()
+        ids = np.empty(len(u_lon), dtype="int64")
+        if rows:
+            pairs = np.asarray(rows, dtype="int64")
+            ids[pairs[:, 0]] = pairs[:, 1]
+        return ids[inverse]
 
     def set_location_areas(self, layer_id, location_ids, codes, on_edge):
         """Record the join result: code None means outside every area."""

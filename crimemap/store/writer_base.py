@@ -40,6 +40,10 @@ def now():
 class PortableWriter:
     """The write side of one transaction: the methods both backends share."""
 
+    # Location l is not joined to layer ?: the condition of has_unjoined_locations and
+    # unjoined_locations. A backend may fence the subquery for its planner (PostGIS: OFFSET 0).
+    UNJOINED = "NOT EXISTS (SELECT 1 FROM location_areas la WHERE la.layer_id = ? AND la.location_id = l.id)"
+
     def __init__(self, conn):
         self.conn = conn
         self.changed = False
@@ -89,32 +93,18 @@ class PortableWriter:
         return (inverse, lon_e6[first], lat_e6[first], np.asarray(x, dtype="float64")[first],
                 np.asarray(y, dtype="float64")[first])
 
-    def _staged_location_ids(self, inverse, n):
-        """Each row's location id, once the chunk's ``n`` distinct locations (key ``k``) are in ``new_locations``."""
-        rows = self.execute("SELECT n.k, l.id FROM new_locations n JOIN locations l "
-                            "ON l.lon_e6 = n.lon_e6 AND l.lat_e6 = n.lat_e6").fetchall()
-        ids = np.empty(n, dtype="int64")
-        if rows:
-            pairs = np.asarray(rows, dtype="int64")
-            ids[pairs[:, 0]] = pairs[:, 1]
-        return ids[inverse]
-
     def has_unjoined_locations(self, layer_id):
         """Whether some location is not yet joined to a layer."""
-        return bool(self.execute(
-            "SELECT EXISTS (SELECT 1 FROM locations l WHERE NOT EXISTS ("
-            "SELECT 1 FROM location_areas la WHERE la.layer_id = ? AND la.location_id = l.id))",
-            (layer_id,)).fetchone()[0])
+        return bool(self.execute(f"SELECT EXISTS (SELECT 1 FROM locations l WHERE {self.UNJOINED})",
+                                 (layer_id,)).fetchone()[0])
 
     def unjoined_locations(self, layer_id, after=0, limit=None):
         """Locations not yet joined to a layer, in id order: (ids, x, y) arrays.
 
         ``after`` and ``limit`` read them in chunks: ids above ``after``, at most ``limit``.
         """
-        rows = self.execute(
-            "SELECT id, x, y FROM locations l WHERE l.id > ? AND NOT EXISTS ("
-            "SELECT 1 FROM location_areas la WHERE la.layer_id = ? AND la.location_id = l.id) "
-            "ORDER BY l.id LIMIT ?", (int(after), layer_id, int(limit) if limit else 2 ** 62)).fetchall()
+        rows = self.execute(f"SELECT l.id, l.x, l.y FROM locations l WHERE l.id > ? AND {self.UNJOINED} "
+                            "ORDER BY l.id LIMIT ?", (int(after), layer_id, int(limit) if limit else 2 ** 62)).fetchall()
         if not rows:
             empty = np.empty(0)
             return empty.astype("int64"), empty, empty
